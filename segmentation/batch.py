@@ -1,0 +1,291 @@
+"""Batch segmentation of many images: the engine behind ``lesionlens segment`` and the GUI's batch dialog.
+
+Plain Python, no Qt: the caller iterates over :meth:`BatchSegmenter.run` and gets one :class:`BatchResult` per
+image as it finishes, so a terminal shows a progress bar and the GUI a table, from the same code.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from segmentation.imageio import (
+    ImageReadError,
+    OutputWriteError,
+    atomic_write_bytes,
+    is_image_path,
+    read_image,
+    write_image,
+    write_mask,
+)
+from segmentation.inference import Predictor
+from segmentation.lesion import LesionSegmentation
+from segmentation.measurements import measure_lesion
+
+MASK_SUFFIX = "_segmentation.png"
+OVERLAY_SUFFIX = "_overlay.jpg"
+RESULTS_NAME = "results.csv"
+BOUNDARY_COLOUR = (0, 255, 0)
+
+
+class BatchInputError(Exception):
+    """The batch cannot start (no inputs, output folder is the input folder...)."""
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One image to segment and where its outputs go (``relative`` mirrors subfolders with --recursive)."""
+
+    source: Path
+    relative: Path
+
+    def mask_path(self, out_dir: Path) -> Path:
+        return out_dir / self.relative.parent / f"{self.relative.stem}{MASK_SUFFIX}"
+
+    def overlay_path(self, out_dir: Path) -> Path:
+        return out_dir / self.relative.parent / f"{self.relative.stem}{OVERLAY_SUFFIX}"
+
+
+@dataclass
+class BatchResult:
+    item: BatchItem
+    status: str  # "ok", "error", "skipped" (resume: mask already there)
+    error: str = ""
+    mask_path: Path | None = None
+    seconds: float = 0.0
+    row: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in {"ok", "skipped"}
+
+
+def collect_inputs(
+    inputs: Iterable[str | os.PathLike], *, recursive: bool = False
+) -> tuple[list[BatchItem], list[BatchResult]]:
+    """Expand files and folders into batch items; inputs that do not exist come back as error results.
+
+    Folders are walked without following symbolic links to folders, so a symlink loop cannot trap the walk.
+    """
+    items: list[BatchItem] = []
+    problems: list[BatchResult] = []
+    seen: set[Path] = set()
+
+    def add(path: Path, relative: Path) -> None:
+        key = path.resolve() if path.exists() else path
+        if key not in seen:
+            seen.add(key)
+            items.append(BatchItem(path, relative))
+
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            if recursive:
+                for folder, subfolders, files in os.walk(path, followlinks=False):
+                    subfolders.sort()
+                    for name in sorted(files):
+                        file = Path(folder) / name
+                        if is_image_path(file) and not name.endswith(MASK_SUFFIX):
+                            add(file, file.relative_to(path))
+            else:
+                for file in sorted(path.iterdir()):
+                    if file.is_file() and is_image_path(file) and not file.name.endswith(MASK_SUFFIX):
+                        add(file, Path(file.name))
+        elif path.is_file() or path.is_symlink():
+            add(path, Path(path.name))
+        else:
+            item = BatchItem(path, Path(path.name))
+            problems.append(BatchResult(item, "error", error=f"{path}: no such file or folder"))
+    return items, problems
+
+
+def check_output_folder(inputs: Iterable[str | os.PathLike], out_dir: Path, *, allow_input_folder: bool) -> None:
+    """Refuse to write into an input folder unless asked, so masks never mix with the clinician's images."""
+    if allow_input_folder:
+        return
+    out = out_dir.resolve()
+    for raw in inputs:
+        path = Path(raw)
+        folder = (path if path.is_dir() else path.parent).resolve()
+        if folder == out:
+            raise BatchInputError(
+                f"the output folder {out_dir} is the input folder {path}; choose another --out (or pass "
+                "--allow-input-folder to write masks beside the images)"
+            )
+
+
+def overlay_image(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The image with the lesion boundary drawn, line width scaled to the image size."""
+    thickness = max(1, round(min(mask.shape) / 300))
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    drawn = image.copy()
+    cv2.drawContours(drawn, contours, -1, BOUNDARY_COLOUR, thickness, lineType=cv2.LINE_AA)
+    return drawn
+
+
+class BatchSegmenter:
+    """Segments items one after another, reading the next image while the current one is inferred."""
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        out_dir: str | os.PathLike,
+        *,
+        threshold: float = 0.5,
+        overlay: bool = False,
+        resume: bool = False,
+        measure: bool = True,
+    ) -> None:
+        self.predictor = predictor
+        self.out_dir = Path(out_dir)
+        self.threshold = threshold
+        self.overlay = overlay
+        self.resume = resume
+        self.measure = measure
+
+    def provenance(self) -> dict[str, str | float]:
+        return {
+            "model": self.predictor.info.name,
+            "model_sha256": self.predictor.info.sha256,
+            "threshold": self.threshold,
+        }
+
+    def run(
+        self, items: list[BatchItem], *, cancel: threading.Event | None = None, protected: Iterable[Path] = ()
+    ) -> Iterator[BatchResult]:
+        """Yield one result per item. ``protected`` paths (the inputs) are never written over."""
+        cancel = cancel or threading.Event()
+        protected_paths = {p.resolve() for p in protected} | {
+            item.source.resolve() for item in items if item.source.exists()
+        }
+        planned: dict[Path, BatchItem] = {}
+        todo: list[BatchItem] = []
+        for item in items:
+            target = item.mask_path(self.out_dir)
+            if target in planned:
+                yield BatchResult(
+                    item,
+                    "error",
+                    error=f"{item.source}: its mask name {target.name} collides with "
+                    f"{planned[target].source}; use --recursive or separate output folders",
+                )
+            elif target.resolve() in protected_paths:
+                yield BatchResult(item, "error", error=f"{item.source}: its mask {target} would overwrite an input")
+            elif self.resume and target.exists():
+                planned[target] = item
+                yield BatchResult(item, "skipped", mask_path=target)
+            else:
+                planned[target] = item
+                todo.append(item)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lesionlens-reader") as reader:
+            pending: Future | None = reader.submit(_read, todo[0].source) if todo else None
+            for index, item in enumerate(todo):
+                if cancel.is_set():
+                    pending.cancel() if pending else None
+                    return
+                started = time.perf_counter()
+                image_or_error = pending.result()
+                pending = reader.submit(_read, todo[index + 1].source) if index + 1 < len(todo) else None
+                yield self._segment_one(item, image_or_error, started)
+
+    def _segment_one(self, item: BatchItem, image: np.ndarray | ImageReadError, started: float) -> BatchResult:
+        if isinstance(image, ImageReadError):
+            return BatchResult(item, "error", error=str(image), seconds=time.perf_counter() - started)
+        mask_path = item.mask_path(self.out_dir)
+        try:
+            segmentation = self.predictor.predict(image, self.threshold)
+            mask_path.parent.mkdir(parents=True, exist_ok=True)
+            if self.overlay:
+                write_image(item.overlay_path(self.out_dir), overlay_image(image, segmentation.mask), quality=90)
+            write_mask(mask_path, segmentation.mask)  # last: a mask on disk means the image is done
+        except OutputWriteError as error:
+            return BatchResult(item, "error", error=str(error), seconds=time.perf_counter() - started)
+        except OSError as error:
+            return BatchResult(
+                item,
+                "error",
+                error=f"{mask_path.parent}: {error.strerror or error}",
+                seconds=time.perf_counter() - started,
+            )
+        except MemoryError:
+            return BatchResult(
+                item,
+                "error",
+                error=f"{item.source}: not enough memory to segment this image",
+                seconds=time.perf_counter() - started,
+            )
+        row = self._row(segmentation, image)
+        return BatchResult(item, "ok", mask_path=mask_path, seconds=time.perf_counter() - started, row=row)
+
+    def _row(self, segmentation: LesionSegmentation, image: np.ndarray) -> dict:
+        row: dict = dict(segmentation.confidence().to_dict())
+        if self.measure:
+            measurements = measure_lesion(segmentation.mask, image)
+            row.update(measurements.to_dict() if measurements else {"area_px2": 0})
+        return row
+
+
+def _read(path: Path) -> np.ndarray | ImageReadError:
+    try:
+        return read_image(path)
+    except ImageReadError as error:
+        return error
+
+
+class ResultsTable:
+    """``results.csv``: one row per image with status, flags, measurements, time and provenance.
+
+    Rows from an earlier run are kept on --resume (the newest row for a file wins); the file is rewritten
+    atomically after every image, so a killed batch leaves a complete table of what finished.
+    """
+
+    LEADING = ("file", "status", "error", "mask", "seconds")
+    TRAILING = ("model", "model_sha256", "threshold")
+
+    def __init__(self, path: Path, provenance: dict, *, keep_existing: bool) -> None:
+        self.path = path
+        self.provenance = provenance
+        self.rows: dict[str, dict] = {}
+        self._saved_at = 0.0
+        if keep_existing and path.exists():
+            with path.open(newline="", encoding="utf-8") as handle:
+                self.rows = {row["file"]: row for row in csv.DictReader(handle)}
+
+    def add(self, result: BatchResult, *, save: bool = True) -> None:
+        key = str(result.item.source)
+        if result.status == "skipped" and key in self.rows:
+            return
+        self.rows[key] = {
+            "file": key,
+            "status": result.status,
+            "error": result.error,
+            "mask": str(result.mask_path or ""),
+            "seconds": round(result.seconds, 3),
+            **result.row,
+            **self.provenance,
+        }
+        if save and time.monotonic() - self._saved_at >= 1.0:
+            self.save()
+
+    def save(self) -> None:
+        columns: list[str] = list(self.LEADING)
+        for row in self.rows.values():
+            columns += [key for key in row if key not in columns and key not in self.TRAILING]
+        columns += list(self.TRAILING)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(self.rows.values())
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.path, buffer.getvalue().encode("utf-8"))
+        self._saved_at = time.monotonic()

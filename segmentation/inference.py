@@ -1,0 +1,97 @@
+"""The predictor: a weights file and a device in, lesion probability maps at the image's own size out."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from segmentation.lesion import DEFAULT_THRESHOLD, LesionSegmentation
+from segmentation.preprocessing import prepare_input
+from segmentation.weights import ModelInfo, load_weights
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def select_device(requested: str = "auto") -> torch.device:
+    """CUDA, then Apple MPS, then CPU for ``auto``; an explicit choice that is not available is an error."""
+    requested = requested.lower()
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("CUDA was requested but no CUDA GPU is available (this torch build or this machine)")
+    if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise RuntimeError("MPS was requested but is not available on this machine")
+    if requested != "cpu" and not requested.startswith(("cuda", "mps")):
+        raise ValueError(f"unknown device {requested!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+    return torch.device(requested)
+
+
+def describe_device(device: torch.device) -> str:
+    """Human name for the status bar and provenance: 'CUDA GPU (NVIDIA H100 ...)' or 'CPU (2 threads)'."""
+    if device.type == "cuda":
+        return f"CUDA GPU ({torch.cuda.get_device_name(device)})"
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+class Predictor:
+    """Runs the network on RGB uint8 images of any size; one object serves the CLI, the GUI and evaluation."""
+
+    def __init__(self, weights: str | os.PathLike, device: str = "auto", *, expected_sha256: str | None = None) -> None:
+        self.weights_path = Path(weights)
+        model, self.info = load_weights(self.weights_path, expected_sha256=expected_sha256)
+        self.device = select_device(device)
+        self.model = model.to(self.device).eval()
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self.info
+
+    @property
+    def device_description(self) -> str:
+        return describe_device(self.device)
+
+    def predict_probability(self, image: np.ndarray) -> np.ndarray:
+        """Lesion probability (float32 HxW, 0-1) at the image's own size."""
+        return self.predict_probabilities([image])[0]
+
+    def predict(self, image: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> LesionSegmentation:
+        """Probability map and binary mask for ``threshold``, with the model's provenance."""
+        return self.segmentation_from(self.predict_probability(image), threshold)
+
+    def segmentation_from(self, probability: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> LesionSegmentation:
+        return LesionSegmentation(
+            probability=probability,
+            threshold=threshold,
+            model_name=self.info.name,
+            model_sha256=self.info.sha256,
+            device=self.device_description,
+        )
+
+    def predict_probabilities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Batched prediction: one forward pass for all ``images`` (each of any size)."""
+        if not images:
+            return []
+        batch = np.stack([prepare_input(image, self.info.preprocessing) for image in images])
+        with torch.inference_mode():
+            logits = self.model(torch.from_numpy(batch).to(self.device))
+            probabilities = torch.sigmoid(logits.float())[:, 0].cpu().numpy()
+        return [upsample_probability(p, image.shape[:2]) for p, image in zip(probabilities, images, strict=True)]
+
+
+def upsample_probability(probability: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a model-resolution probability map to the image's (height, width)."""
+    height, width = size
+    if probability.shape == (height, width):
+        return probability.astype(np.float32, copy=False)
+    return cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)

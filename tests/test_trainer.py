@@ -1,0 +1,345 @@
+"""Trainer: smoke training on real images, resume, determinism, losses, evaluation, export, DDP."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from segmentation.inference import Predictor
+from segmentation.network import NetworkConfig, build_model
+from segmentation.preprocessing import Preprocessing
+from segmentation.weights import save_weights
+from trainer.config import TrainConfig, preset
+from trainer.engine import Trainer, learning_rate_factor
+from trainer.evaluate import evaluate_folder
+from trainer.export import export_run
+from trainer.losses import dice_loss, focal_loss
+
+REPO = Path(__file__).resolve().parent.parent
+ISIC = REPO.parent / "shared" / "datasets" / "isic2017"
+
+
+def _make_split(root: Path, name: str, count: int, seed: int) -> tuple[Path, Path]:
+    """A small ISIC-layout split: real ISIC 2017 images when ../shared is present, else synthetic lesions."""
+    images, masks = root / f"{name}_images", root / f"{name}_masks"
+    images.mkdir(parents=True)
+    masks.mkdir(parents=True)
+    source = ISIC / ("ISIC-2017_Training_Data" if name == "train" else "ISIC-2017_Validation_Data")
+    if source.is_dir():
+        truth = ISIC / (
+            "ISIC-2017_Training_Part1_GroundTruth" if name == "train" else "ISIC-2017_Validation_Part1_GroundTruth"
+        )
+        for image in sorted(source.glob("ISIC_*.jpg"))[:count]:
+            shutil.copy(image, images / image.name)
+            shutil.copy(truth / f"{image.stem}_segmentation.png", masks / f"{image.stem}_segmentation.png")
+        return images, masks
+    rng = np.random.default_rng(seed)
+    for index in range(count):
+        yy, xx = np.mgrid[:96, :128]
+        cy, cx, r = rng.integers(30, 66), rng.integers(40, 88), rng.integers(12, 28)
+        lesion = (yy - cy) ** 2 + (xx - cx) ** 2 < r**2
+        rgb = np.full((96, 128, 3), (220, 180, 160), np.uint8)
+        rgb[lesion] = (110, 70, 50)
+        rgb = np.clip(rgb + rng.normal(0, 8, rgb.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(rgb).save(images / f"ISIC_{index:07d}.jpg")
+        Image.fromarray(lesion.astype(np.uint8) * 255).save(masks / f"ISIC_{index:07d}_segmentation.png")
+    return images, masks
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("isic")
+    train_images, train_masks = _make_split(root, "train", 12, 0)
+    val_images, val_masks = _make_split(root, "val", 4, 1)
+    return {
+        "train_images": str(train_images),
+        "train_masks": str(train_masks),
+        "val_images": str(val_images),
+        "val_masks": str(val_masks),
+        "cache_dir": str(root / "cache"),
+    }
+
+
+def smoke_config(data: dict, **overrides) -> TrainConfig:
+    return preset("smoke").override({**data, **overrides})
+
+
+def _log(run_dir: Path) -> list[dict]:
+    with (run_dir / "log.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_smoke_training_writes_a_complete_run_folder(data, tmp_path):
+    run_dir = tmp_path / "run"
+    best = Trainer(smoke_config(data), run_dir, device="cpu", quiet=True).fit()
+    assert {"config.json", "log.csv", "curves.png", "best.pt", "last.pt"} <= {p.name for p in run_dir.iterdir()}
+    rows = _log(run_dir)
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert 0.0 <= best <= 1.0
+    assert all(math.isfinite(float(r["train_loss"])) and float(r["seconds"]) >= 0 for r in rows)
+    assert TrainConfig.load(run_dir / "config.json") == smoke_config(data)
+    assert not list(run_dir.glob("*.tmp"))
+
+
+def test_same_seed_gives_the_same_first_epoch_loss(data, tmp_path):
+    losses = []
+    for name in ("a", "b"):
+        Trainer(smoke_config(data, epochs=1), tmp_path / name, device="cpu", quiet=True).fit()
+        losses.append(_log(tmp_path / name)[0]["train_loss"])
+    assert losses[0] == losses[1]
+    Trainer(smoke_config(data, epochs=1, seed=7), tmp_path / "c", device="cpu", quiet=True).fit()
+    assert _log(tmp_path / "c")[0]["train_loss"] != losses[0]
+
+
+def test_resume_equals_uninterrupted(data, tmp_path):
+    straight = Trainer(smoke_config(data, epochs=3), tmp_path / "straight", device="cpu", quiet=True)
+    straight.fit()
+    # "Interrupted" after epoch 1: a new process would read config.json and last.pt, as --resume does.
+    Trainer(smoke_config(data, epochs=1), tmp_path / "resumed", device="cpu", quiet=True).fit()
+    resumed = Trainer(smoke_config(data, epochs=3), tmp_path / "resumed", device="cpu", quiet=True)
+    resumed.resume()
+    assert resumed.epoch == 1
+    resumed.fit()
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    assert [r["train_loss"] for r in _log(tmp_path / "straight")] == [
+        r["train_loss"] for r in _log(tmp_path / "resumed")
+    ]
+
+
+def test_cli_resume_drops_log_rows_of_a_killed_epoch(data, tmp_path):
+    run_dir = tmp_path / "run"
+    Trainer(smoke_config(data, epochs=1), run_dir, device="cpu", quiet=True).fit()
+    with (run_dir / "log.csv").open("a") as handle:  # an epoch logged after the last checkpoint, then killed
+        handle.write("2,99,0.5,0.5,0.5,0.5,0.001,1.0,1.0\n")
+    from trainer.cli import main
+
+    assert main(["train", "--resume", str(run_dir), "--epochs", "2", "--quiet"]) == 0
+    assert [int(r["epoch"]) for r in _log(run_dir)] == [1, 2]
+    assert _log(run_dir)[1]["step"] != "99"
+
+
+def test_dice_loss_against_hand_computed_values():
+    logits = torch.tensor([[[[20.0, -20.0], [20.0, -20.0]]]])  # probabilities ~ [1, 0; 1, 0]
+    target = torch.tensor([[[[1.0, 1.0], [0.0, 0.0]]]])
+    # intersection 1, sum p 2, sum y 2: 1 - (2*1 + 1) / (2 + 2 + 1) = 0.4
+    assert dice_loss(logits, target).item() == pytest.approx(0.4, abs=1e-6)
+    assert dice_loss(logits, (logits > 0).float()).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_focal_loss_against_hand_computed_values():
+    p = torch.tensor([0.8, 0.3])
+    logits = torch.log(p / (1 - p)).reshape(1, 1, 1, 2)
+    target = torch.tensor([1.0, 0.0]).reshape(1, 1, 1, 2)
+    expected = (-(0.2**2) * math.log(0.8) - (0.3**2) * math.log(0.7)) / 2
+    assert focal_loss(logits, target, gamma=2.0).item() == pytest.approx(expected, rel=1e-5)
+    # gamma = 0 is plain binary cross-entropy.
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+    assert focal_loss(logits, target, gamma=0.0).item() == pytest.approx(bce.item(), rel=1e-6)
+
+
+def test_paper_step_schedule_divides_by_ten_every_twenty_epochs():
+    config = preset("paper")
+    assert (config.learning_rate, config.batch_size, config.epochs, config.repeats) == (3e-4, 16, 250, 4)
+    assert learning_rate_factor(config, 0.0, 19) == 1.0
+    assert learning_rate_factor(config, 0.0, 20) == pytest.approx(0.1)
+    assert learning_rate_factor(config, 0.0, 45) == pytest.approx(0.01)
+
+
+def test_evaluation_of_a_model_that_calls_everything_lesion(data, tmp_path):
+    """A network with a zero head and a large bias predicts lesion everywhere: Dice = 2|T| / (|T| + HW)."""
+    model = build_model(NetworkConfig(base_width=4))
+    torch.nn.init.zeros_(model.head.weight)
+    torch.nn.init.constant_(model.head.bias, 30.0)
+    weights = tmp_path / "all-lesion.safetensors"
+    save_weights(weights, model, name="all-lesion", preprocessing=Preprocessing(input_size=(48, 64)))
+    summary, rows = evaluate_folder(Predictor(weights, "cpu"), Path(data["val_images"]), Path(data["val_masks"]))
+    expected = []
+    for row in rows:
+        truth = np.asarray(Image.open(Path(data["val_masks"]) / row["image"].replace(".jpg", "_segmentation.png")))
+        truth = truth > 127
+        expected.append(2 * truth.sum() / (truth.sum() + truth.size))
+        assert row["recall"] == 1.0 and row["specificity"] == 0.0
+    assert summary.n_images == len(rows) == 4
+    assert summary.mean["dice"] == pytest.approx(np.mean(expected), abs=1e-4)
+    assert summary.ci["dice"][0] <= summary.mean["dice"] <= summary.ci["dice"][1]
+
+
+def test_export_round_trip_loads_in_the_predictor_with_the_same_outputs(data, tmp_path):
+    run_dir = tmp_path / "run"
+    trainer = Trainer(smoke_config(data, epochs=1), run_dir, device="cpu", quiet=True)
+    trainer.fit()
+    out = tmp_path / "exported.safetensors"
+    info = export_run(run_dir, out, name="smoke")
+    predictor = Predictor(out, "cpu")
+    assert predictor.info.sha256 == info.sha256
+    assert predictor.info.preprocessing.input_size == (48, 64)
+    assert predictor.info.training["epochs_run"] == 1
+    image = np.asarray(Image.open(next(Path(data["val_images"]).iterdir())).convert("RGB"))
+    from segmentation.preprocessing import prepare_input
+
+    trainer.model.eval()
+    with torch.inference_mode():
+        expected = torch.sigmoid(
+            trainer.model(torch.from_numpy(prepare_input(image, predictor.info.preprocessing))[None])
+        )
+    from segmentation.inference import upsample_probability
+
+    expected = upsample_probability(expected[0, 0].numpy(), image.shape[:2])
+    np.testing.assert_allclose(predictor.predict_probability(image), expected, atol=1e-5)
+
+
+def test_onnx_export_matches_pytorch(data, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    run_dir = tmp_path / "run"
+    Trainer(smoke_config(data, epochs=1), run_dir, device="cpu", quiet=True).fit()
+    export_run(run_dir, tmp_path / "m.safetensors", name="smoke", onnx=tmp_path / "m.onnx")
+    predictor = Predictor(tmp_path / "m.safetensors", "cpu")
+    from segmentation.preprocessing import prepare_input
+
+    image = np.asarray(Image.open(next(Path(data["val_images"]).iterdir())).convert("RGB"))
+    batch = prepare_input(image, predictor.info.preprocessing)[None]
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"))
+    onnx_logits = session.run(None, {"image": batch})[0]
+    with torch.inference_mode():
+        torch_logits = predictor.model(torch.from_numpy(batch)).numpy()
+    np.testing.assert_allclose(onnx_logits, torch_logits, atol=1e-4)
+
+
+def test_two_process_ddp_training_with_gloo(data, tmp_path):
+    run_dir = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "trainer",
+        "train",
+        "--preset",
+        "smoke",
+        "--run-dir",
+        str(run_dir),
+        "--device",
+        "cpu",
+        "--quiet",
+        "--train-images",
+        data["train_images"],
+        "--train-masks",
+        data["train_masks"],
+        "--val-images",
+        data["val_images"],
+        "--val-masks",
+        data["val_masks"],
+        "--cache-dir",
+        data["cache_dir"],
+        "--epochs",
+        "1",
+    ]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = _log(run_dir)
+    assert len(rows) == 1
+    # 12 images, batch 4 per process, 2 processes: 1 step of 8 images per process per... 12 // 8 -> steps
+    assert int(rows[0]["step"]) == 12 // 2 // 4
+    assert (run_dir / "best.pt").exists()
+
+
+def _data_args(data: dict) -> list[str]:
+    return [
+        "--train-images",
+        data["train_images"],
+        "--train-masks",
+        data["train_masks"],
+        "--val-images",
+        data["val_images"],
+        "--val-masks",
+        data["val_masks"],
+    ]
+
+
+def test_ablation_runs_end_to_end_on_cpu_with_a_small_preset(data, tmp_path):
+    from trainer.cli import main
+
+    out = tmp_path / "ablation"
+    args = [
+        "ablation",
+        "--preset",
+        "smoke",
+        "--steps",
+        "2",
+        "--seeds",
+        "0",
+        "1",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--set",
+        f"cache_dir={data['cache_dir']}",
+        *_data_args(data),
+    ]
+    assert main(args) == 0
+    table = (out / "table.md").read_text()
+    for name in ("UNet |", "RMSM UNet |", "+ DF-RAM", "+ EF-RAM", "Proposed"):
+        assert name in table
+    assert "±" in table and "parameters" in table
+    import json
+
+    results = json.loads((out / "results.json").read_text())
+    assert len(results) == 10 and all(r["steps"] == 2 for r in results.values())
+
+
+def test_gpu_script_runs_on_cpu_and_writes_at_most_eight_files(tmp_path):
+    """The lent-GPU command, rehearsed on the CPU with the ISIC layout it will get there."""
+    from trainer.cli import ISIC_2017, main
+
+    root = tmp_path / "isic2017"
+    for key, folder in ISIC_2017.items():
+        if key.endswith("images"):
+            images, masks = _make_split(tmp_path / key, "train" if key.startswith("train") else "val", 8, 3)
+            images.rename(root / folder) if root.exists() else (root.mkdir(), images.rename(root / folder))
+            masks.rename(root / ISIC_2017[key.replace("images", "masks")])
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "gpu-run",
+                "--data",
+                str(root),
+                "--minutes",
+                "0.05",
+                "--out",
+                str(out),
+                "--preset",
+                "smoke",
+                "--run-dir",
+                str(tmp_path / "run"),
+                "--set",
+                f"cache_dir={tmp_path / 'cache'}",
+                "num_workers=0",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    files = sorted(p.name for p in out.iterdir())
+    assert len(files) <= 8
+    assert {"lesionlens-gpu.safetensors", "log.csv", "curves.png", "config.json", "summary.json"} <= set(files)
+    assert Predictor(out / "lesionlens-gpu.safetensors", "cpu").info.name == "lesionlens-gpu-smoke"

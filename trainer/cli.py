@@ -1,0 +1,117 @@
+"""Command line of the trainer: train, evaluate, export, ablation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from trainer.config import DEFAULT_DATA_ENV, PRESETS, TrainConfig, preset
+
+ISIC_2017 = {
+    "train_images": "ISIC-2017_Training_Data",
+    "train_masks": "ISIC-2017_Training_Part1_GroundTruth",
+    "val_images": "ISIC-2017_Validation_Data",
+    "val_masks": "ISIC-2017_Validation_Part1_GroundTruth",
+}
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """Every TrainConfig field as ``--field-name`` (values override the preset and the config file)."""
+    group = parser.add_argument_group("training options (override the preset)")
+    for field in fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        if flag in {"--train-images", "--train-masks", "--val-images", "--val-masks"}:
+            continue
+        group.add_argument(flag, dest=f"cfg_{field.name}", default=None, metavar=field.name.upper())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model (the paper's recipe by default)")
+    train.add_argument("--data", help=f"an ISIC 2017 folder (official layout); default: ${DEFAULT_DATA_ENV}")
+    train.add_argument("--train-images", help="folder of training images ISIC_<id>.jpg")
+    train.add_argument("--train-masks", help="folder of training masks ISIC_<id>_segmentation.png")
+    train.add_argument("--val-images", help="folder of validation images")
+    train.add_argument("--val-masks", help="folder of validation masks")
+    train.add_argument("--preset", default="paper", choices=sorted(PRESETS))
+    train.add_argument("--config", help="a JSON file of options (applied after the preset)")
+    train.add_argument("--run-dir", help="where the run's config, log, curves and checkpoints go")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    train.add_argument("--device", default="auto")
+    train.add_argument("--quiet", action="store_true")
+    _add_config_options(train)
+
+    from trainer import ablation, compare, evaluate, export, gpu
+
+    for module in (evaluate, export, ablation, compare, gpu):
+        module.add_parser(commands)
+    return parser
+
+
+def data_paths(args: argparse.Namespace) -> dict[str, str]:
+    """Explicit folders win; otherwise the official ISIC 2017 layout under --data or $LESIONLENS_DATA."""
+    root = getattr(args, "data", None) or os.environ.get(DEFAULT_DATA_ENV)
+    paths = {}
+    for key, folder in ISIC_2017.items():
+        explicit = getattr(args, key, None)
+        if explicit:
+            paths[key] = str(Path(explicit))
+        elif root:
+            paths[key] = str(Path(root) / folder)
+    missing = [k for k in ISIC_2017 if k not in paths]
+    if missing:
+        raise SystemExit(
+            f"error: no data given for {', '.join(missing)}: pass --data ISIC2017_FOLDER (or set "
+            f"{DEFAULT_DATA_ENV}), or the --train-images/--train-masks/--val-images/--val-masks folders"
+        )
+    return paths
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    config = preset(args.preset)
+    if args.config:
+        config = config.override(json.loads(Path(args.config).read_text()))
+    overrides = {key[4:]: value for key, value in vars(args).items() if key.startswith("cfg_") and value is not None}
+    return config.override({**overrides, **data_paths(args)})
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from trainer.engine import Trainer
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        config = TrainConfig.load(run_dir / "config.json")
+        overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+        config = config.override(overrides)  # e.g. more --epochs for a run that should go on
+        trainer = Trainer(config, run_dir, device=args.device, quiet=args.quiet)
+        trainer.resume()
+        print(
+            f"resumed {run_dir} at epoch {trainer.epoch} (best Dice so far {trainer.best_dice:.4f})",
+            flush=True,
+        )
+    else:
+        config = resolve_config(args)
+        run_dir = Path(args.run_dir or f"runs/{args.preset}-{config.variant}-w{config.base_width}-seed{config.seed}")
+        if (run_dir / "last.pt").exists():
+            raise SystemExit(f"error: {run_dir} already holds a run; use --resume {run_dir} or another --run-dir")
+        trainer = Trainer(config, run_dir, device=args.device, quiet=args.quiet)
+    best = trainer.fit()
+    print(f"done: best validation Dice {best:.4f}; run folder {run_dir}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "train":
+        return run_train(args)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""Training data: ISIC-layout discovery, a decode-once memory-mapped cache, and the paper's augmentation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from segmentation.imageio import ImageReadError, read_image, read_mask
+from segmentation.preprocessing import Preprocessing, normalise, resize_for_model
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+MASK_SUFFIX = "_segmentation.png"
+CACHE_VERSION = 2
+
+
+class DatasetError(Exception):
+    """A training or validation folder that cannot be used; the message names the file or folder."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    image: Path
+    mask: Path
+
+    @property
+    def image_id(self) -> str:
+        return self.image.stem
+
+
+def _resolve_isic_folders(root: Path, split: str | None) -> tuple[Path, Path]:
+    """Find the image and mask folders of an official ISIC release (2016/2017/2018 names) under ``root``."""
+    if not root.is_dir():
+        raise DatasetError(f"{root}: folder not found")
+    candidates = sorted(p for p in root.iterdir() if p.is_dir())
+    images = [p for p in candidates if ("Data" in p.name or "Input" in p.name) and (split is None or split in p.name)]
+    masks = [p for p in candidates if ("GroundTruth" in p.name) and (split is None or split in p.name)]
+    if len(images) == 1 and len(masks) == 1:
+        return images[0], masks[0]
+    raise DatasetError(
+        f"{root}: cannot tell which folders hold the {split or ''} images and masks; pass --train-images and "
+        "--train-masks (or --val-images/--val-masks) explicitly"
+    )
+
+
+def find_samples(images_dir: str | os.PathLike, masks_dir: str | os.PathLike) -> list[Sample]:
+    """Pair ``ISIC_<id>.jpg`` with ``ISIC_<id>_segmentation.png``; an image without its mask is an error."""
+    images_dir, masks_dir = Path(images_dir), Path(masks_dir)
+    for folder in (images_dir, masks_dir):
+        if not folder.is_dir():
+            raise DatasetError(f"{folder}: folder not found")
+    images = sorted(
+        p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith("_superpixels")
+    )
+    if not images:
+        raise DatasetError(f"{images_dir}: no images (.jpg/.png) found")
+    samples, missing = [], []
+    for image in images:
+        mask = masks_dir / f"{image.stem}{MASK_SUFFIX}"
+        (samples if mask.is_file() else missing).append(Sample(image, mask))
+    if missing:
+        names = ", ".join(s.mask.name for s in missing[:3])
+        raise DatasetError(f"{masks_dir}: {len(missing)} masks missing (e.g. {names})")
+    return samples
+
+
+def find_split(root: str | os.PathLike, split: str) -> list[Sample]:
+    """Samples of one split ("Training", "Validation", "Test") of an official ISIC folder."""
+    images_dir, masks_dir = _resolve_isic_folders(Path(root), split)
+    return find_samples(images_dir, masks_dir)
+
+
+class CachedSplit:
+    """Images and masks resized for the model once, stored as memory-mapped ``.npy`` files.
+
+    The cache key covers the file list, sizes and modification times and the preprocessing, so a changed data set
+    or input size builds a new cache instead of silently reusing a stale one.
+    """
+
+    def __init__(self, samples: list[Sample], preprocessing: Preprocessing, cache_dir: str | os.PathLike) -> None:
+        if not samples:
+            raise DatasetError("no samples to cache")
+        self.samples = samples
+        self.preprocessing = preprocessing
+        key = self._key(samples, preprocessing)
+        self.folder = Path(cache_dir) / key
+        if not (self.folder / "done.json").exists():
+            self._build()
+        self.images = np.load(self.folder / "images.npy", mmap_mode="r")
+        self.masks = np.load(self.folder / "masks.npy", mmap_mode="r")
+
+    @staticmethod
+    def _key(samples: list[Sample], preprocessing: Preprocessing) -> str:
+        digest = hashlib.sha256(f"v{CACHE_VERSION}|{json.dumps(preprocessing.to_dict(), sort_keys=True)}".encode())
+        for sample in samples:
+            for path in (sample.image, sample.mask):
+                stat = path.stat()
+                digest.update(f"{path.name}|{stat.st_size}|{int(stat.st_mtime)}".encode())
+        height, width = preprocessing.input_size
+        return f"{len(samples)}x{height}x{width}-{digest.hexdigest()[:16]}"
+
+    def _build(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        height, width = self.preprocessing.input_size
+        count = len(self.samples)
+        tmp_images, tmp_masks = self.folder / ".images.npy.tmp", self.folder / ".masks.npy.tmp"
+        images = np.lib.format.open_memmap(tmp_images, mode="w+", dtype=np.uint8, shape=(count, height, width, 3))
+        masks = np.lib.format.open_memmap(tmp_masks, mode="w+", dtype=np.uint8, shape=(count, height, width))
+        for index, sample in enumerate(self.samples):
+            image = read_image(sample.image)
+            mask = read_mask(sample.mask)
+            if mask.shape != image.shape[:2]:
+                raise DatasetError(
+                    f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {sample.image.name} is "
+                    f"{image.shape[1]}x{image.shape[0]}"
+                )
+            images[index] = resize_for_model(image, (height, width), self.preprocessing.interpolation)
+            masks[index] = resize_mask(mask, (height, width))
+        images.flush()
+        masks.flush()
+        del images, masks
+        os.replace(tmp_images, self.folder / "images.npy")
+        os.replace(tmp_masks, self.folder / "masks.npy")
+        (self.folder / "done.json").write_text(json.dumps({"count": count, "version": CACHE_VERSION}))
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a bool mask to (height, width): area-average then threshold at one half, as uint8 0/1."""
+    height, width = size
+    resized = cv2.resize(mask.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
+    return (resized >= 0.5).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """The paper's augmentation (Sec. III-E): horizontal and vertical flips, sharpening, rotation in 0-90°."""
+
+    flip_probability: float = 0.5
+    sharpen_probability: float = 0.5
+    rotate_probability: float = 0.5
+    max_rotation_degrees: float = 90.0
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if rng.random() < self.flip_probability:
+            image, mask = image[:, ::-1], mask[:, ::-1]
+        if rng.random() < self.flip_probability:
+            image, mask = image[::-1], mask[::-1]
+        if rng.random() < self.rotate_probability:
+            image, mask = rotate(image, mask, rng.uniform(0.0, self.max_rotation_degrees))
+        if rng.random() < self.sharpen_probability:
+            image = sharpen(image, amount=rng.uniform(0.3, 1.0))
+        return np.ascontiguousarray(image), np.ascontiguousarray(mask)
+
+
+def rotate(image: np.ndarray, mask: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate about the centre; corners are filled by reflection so no black wedges teach a false border."""
+    height, width = mask.shape
+    matrix = cv2.getRotationMatrix2D((width / 2 - 0.5, height / 2 - 0.5), degrees, 1.0)
+    image = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    mask = cv2.warpAffine(mask, matrix, (width, height), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101)
+    return image, mask
+
+
+def sharpen(image: np.ndarray, amount: float) -> np.ndarray:
+    """Unsharp masking: ``image + amount * (image - blur(image))``."""
+    blurred = cv2.GaussianBlur(image, (0, 0), sigmaX=1.0)
+    return cv2.addWeighted(image, 1.0 + amount, blurred, -amount, 0)
+
+
+class SegmentationDataset(Dataset):
+    """Yields (normalised image tensor, mask tensor) from a :class:`CachedSplit`.
+
+    ``repeats`` visits each image that many times per epoch with fresh augmentation: the paper's "four times the
+    samples". Each item's randomness derives from (seed, epoch, index), so a resumed run replays the same stream.
+    """
+
+    def __init__(
+        self, split: CachedSplit, *, augmentation: Augmentation | None = None, repeats: int = 1, seed: int = 0
+    ) -> None:
+        self.split = split
+        self.augmentation = augmentation
+        self.repeats = max(1, repeats)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.split) * self.repeats
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = np.asarray(self.split.images[index % len(self.split)])
+        mask = np.asarray(self.split.masks[index % len(self.split)])
+        if self.augmentation is not None:
+            rng = np.random.default_rng((self.seed, self.epoch, index))
+            image, mask = self.augmentation(image, mask, rng)
+        tensor = torch.from_numpy(normalise(image, self.split.preprocessing))
+        return tensor, torch.from_numpy(mask.astype(np.float32))[None]
+
+
+def worker_init(_worker_id: int) -> None:
+    """Keep OpenCV from spawning threads inside loader workers: the two cores belong to the model."""
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+__all__ = [
+    "Augmentation",
+    "CachedSplit",
+    "DatasetError",
+    "ImageReadError",
+    "Sample",
+    "SegmentationDataset",
+    "find_samples",
+    "find_split",
+]

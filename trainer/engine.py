@@ -1,0 +1,372 @@
+"""The training loop: reads like the method section, details in small overridable steps (nnU-Net style)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from segmentation.inference import select_device, upsample_probability
+from segmentation.metrics import METRIC_NAMES, ConfusionCounts, scores
+from segmentation.network import NetworkConfig, build_model
+from segmentation.preprocessing import Preprocessing
+from trainer import checkpoint
+from trainer.config import TrainConfig
+from trainer.data import Augmentation, CachedSplit, SegmentationDataset, find_samples, worker_init
+from trainer.determinism import set_determinism
+from trainer.losses import DiceFocalLoss
+from trainer.plots import plot_curves
+
+LOG_FIELDS = (
+    "epoch",
+    "step",
+    "train_loss",
+    "val_loss",
+    "val_dice",
+    "val_jaccard",
+    "learning_rate",
+    "seconds",
+    "images_per_second",
+)
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_environment(cls) -> Distributed:
+        """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; a plain run is a world of one."""
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if world_size == 1:
+            return cls()
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+        return cls(rank=dist.get_rank(), world_size=world_size, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def resolve_precision(requested: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype: bf16 where the hardware runs it natively, fp16 on older GPUs, else full precision."""
+    if requested == "fp32":
+        return None
+    if requested == "fp16":
+        return torch.float16
+    if requested == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_supports_bf16():
+        return torch.bfloat16
+    return None
+
+
+def cpu_supports_bf16() -> bool:
+    """True when the CPU has native bf16 (AVX-512 BF16 or AMX); emulated bf16 is slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def learning_rate_factor(config: TrainConfig, progress: float, epoch: int) -> float:
+    """Multiplier of the base learning rate; ``progress`` in 0..1 of the whole run."""
+    if config.schedule == "constant":
+        return 1.0
+    if config.schedule == "step":
+        return config.step_factor ** (epoch // max(1, config.step_epochs))
+    warmup = config.warmup_fraction
+    if config.schedule == "onecycle":
+        if progress < 0.3:
+            return 0.04 + 0.96 * (1 - math.cos(math.pi * progress / 0.3)) / 2
+        return 1e-3 + (1 - 1e-3) * (1 + math.cos(math.pi * (progress - 0.3) / 0.7)) / 2
+    if config.schedule == "cosine":
+        if progress < warmup:
+            return max(progress / warmup, 0.01)
+        return 0.01 + 0.99 * (1 + math.cos(math.pi * min(1.0, (progress - warmup) / (1 - warmup)))) / 2
+    raise ValueError(f"unknown schedule {config.schedule!r}")
+
+
+class Trainer:
+    """Train one model on one split, validate each epoch, keep the best and last checkpoints in ``run_dir``."""
+
+    def __init__(
+        self, config: TrainConfig, run_dir: str | os.PathLike, *, device: str = "auto", quiet: bool = False
+    ) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.quiet = quiet
+        self.distributed = Distributed.from_environment()
+        self.device = self._device(device)
+        set_determinism(config.seed + self.distributed.rank)
+        self.autocast_dtype = resolve_precision(config.precision, self.device)
+        self.preprocessing = Preprocessing(input_size=config.input_size, interpolation=config.interpolation)
+        self.model = build_model(NetworkConfig(variant=config.variant, base_width=config.base_width)).to(self.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.network = (
+            DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            if self.distributed.world_size > 1
+            else self.model
+        )
+        self.loss = DiceFocalLoss(gamma=config.focal_gamma)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
+        self.epoch = 0
+        self.step = 0
+        self.elapsed = 0.0
+        self.best_dice = -1.0
+        self._setup_data()
+
+    def _device(self, requested: str) -> torch.device:
+        if self.distributed.world_size > 1 and torch.cuda.is_available():
+            torch.cuda.set_device(self.distributed.local_rank)
+            return torch.device("cuda", self.distributed.local_rank)
+        return select_device(requested)
+
+    def _setup_data(self) -> None:
+        config = self.config
+        train_samples = find_samples(config.train_images, config.train_masks)
+        val_samples = find_samples(config.val_images, config.val_masks)
+        # Rank 0 builds the caches first so other ranks only read them.
+        if not self.distributed.is_main:
+            dist.barrier()
+        train_split = CachedSplit(train_samples, self.preprocessing, config.cache_dir)
+        self.val_split = CachedSplit(val_samples, self.preprocessing, config.cache_dir)
+        if self.distributed.is_main and self.distributed.world_size > 1:
+            dist.barrier()
+        from segmentation.imageio import read_mask
+
+        self.val_truth = [read_mask(s.mask) for s in val_samples]
+        self.train_set = SegmentationDataset(
+            train_split,
+            augmentation=Augmentation() if config.augment else None,
+            repeats=config.repeats,
+            seed=config.seed,
+        )
+        self.val_set = SegmentationDataset(self.val_split)
+
+    def _loader(self, epoch: int) -> DataLoader:
+        self.train_set.set_epoch(epoch)
+        generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
+        sampler = None
+        if self.distributed.world_size > 1:
+            sampler = DistributedSampler(
+                self.train_set,
+                num_replicas=self.distributed.world_size,
+                rank=self.distributed.rank,
+                shuffle=True,
+                seed=self.config.seed,
+                drop_last=True,
+            )
+            sampler.set_epoch(epoch)
+        return DataLoader(
+            self.train_set,
+            batch_size=self.config.batch_size,
+            shuffle=sampler is None,
+            sampler=sampler,
+            generator=generator,
+            drop_last=True,
+            num_workers=self.config.num_workers,
+            worker_init_fn=worker_init if self.config.num_workers else None,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    # -- the loop -------------------------------------------------------------------------------------------------
+    def fit(self) -> float:
+        """Train until the epoch count, step budget or time budget is reached; returns the best validation Dice."""
+        if self.distributed.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.config.save(self.run_dir / "config.json")
+        while self.epoch < self.config.epochs and not self._budget_spent():
+            started = time.perf_counter()
+            train_loss, images = self.train_epoch()
+            seconds = time.perf_counter() - started
+            self.epoch += 1
+            if self.distributed.is_main:
+                val_loss, val_scores = self.validation_step()
+                self.end_of_epoch(train_loss, val_loss, val_scores, seconds, images)
+            if self.distributed.world_size > 1:
+                dist.barrier()
+        return self.best_dice
+
+    def train_epoch(self) -> tuple[float, int]:
+        self.network.train()
+        loader = self._loader(self.epoch)
+        total, batches, images = 0.0, 0, 0
+        started = time.perf_counter()
+        bar = tqdm(
+            loader,
+            desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
+            disable=self.quiet or not self.distributed.is_main,
+            mininterval=1.0 if sys.stderr.isatty() else 60.0,
+            leave=False,
+        )
+        for image, mask in bar:
+            self.set_learning_rate(self.elapsed + time.perf_counter() - started)
+            loss = self.train_step(image, mask)
+            total += loss
+            batches += 1
+            images += image.shape[0]
+            self.step += 1
+            bar.set_postfix(loss=f"{total / batches:.4f}", refresh=False)
+            if self._budget_spent(time.perf_counter() - started):
+                break
+        self.elapsed += time.perf_counter() - started
+        return total / max(1, batches), images * self.distributed.world_size
+
+    def train_step(self, image: torch.Tensor, mask: torch.Tensor) -> float:
+        image, mask = image.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True)
+        if self.config.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(
+            self.device.type,
+            dtype=self.autocast_dtype or torch.float32,
+            enabled=self.autocast_dtype is not None,
+        ):
+            logits = self.network(image)
+        loss = self.loss(logits.float(), mask)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss.detach())
+
+    @torch.inference_mode()
+    def validation_step(self) -> tuple[float, dict[str, float]]:
+        """Loss at model resolution; Dice and Jaccard on each image's own mask at its own size (as reported)."""
+        self.model.eval()
+        counts, losses = [], []
+        loader = DataLoader(self.val_set, batch_size=self.config.batch_size, shuffle=False)
+        index = 0
+        for image, mask in loader:
+            image = image.to(self.device)
+            with torch.autocast(
+                self.device.type,
+                dtype=self.autocast_dtype or torch.float32,
+                enabled=self.autocast_dtype is not None,
+            ):
+                logits = self.model(image).float()
+            losses.append(float(self.loss(logits, mask.to(self.device))) * image.shape[0])
+            for probability in torch.sigmoid(logits)[:, 0].cpu().numpy():
+                truth = self.val_truth[index]
+                prediction = upsample_probability(probability, truth.shape) >= 0.5
+                counts.append(ConfusionCounts.from_masks(prediction, truth))
+                index += 1
+        per_image = [scores(c) for c in counts]
+        mean = {name: float(np.mean([s[name] for s in per_image])) for name in METRIC_NAMES}
+        return sum(losses) / len(self.val_set), mean
+
+    def end_of_epoch(
+        self, train_loss: float, val_loss: float, scores: dict[str, float], seconds: float, images: int
+    ) -> None:
+        row = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "train_loss": round(train_loss, 5),
+            "val_loss": round(val_loss, 5),
+            "val_dice": round(scores["dice"], 5),
+            "val_jaccard": round(scores["jaccard"], 5),
+            "learning_rate": f"{self.optimizer.param_groups[0]['lr']:.3g}",
+            "seconds": round(seconds, 1),
+            "images_per_second": round(images / max(seconds, 1e-9), 2),
+        }
+        log = self.run_dir / "log.csv"
+        new = not log.exists()
+        with log.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        improved = scores["dice"] > self.best_dice
+        if improved:
+            self.best_dice = scores["dice"]
+        state = self.state_dict()
+        checkpoint.save(self.run_dir / "last.pt", state)
+        if improved:
+            checkpoint.save(self.run_dir / "best.pt", state)
+        plot_curves(log, self.run_dir / "curves.png")
+        if not self.quiet:
+            print(
+                f"epoch {self.epoch}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, val Dice "
+                f"{scores['dice']:.4f}{' (best)' if improved else ''}, {seconds:.0f} s, "
+                f"{row['images_per_second']} img/s",
+                flush=True,
+            )
+
+    # -- schedule and budgets ---------------------------------------------------------------------------------------
+    def set_learning_rate(self, elapsed: float) -> None:
+        config = self.config
+        if config.time_budget_minutes > 0:
+            progress = elapsed / (60.0 * config.time_budget_minutes)
+        else:
+            steps_per_epoch = max(1, len(self.train_set) // (config.batch_size * self.distributed.world_size))
+            progress = self.step / (steps_per_epoch * config.epochs)
+        factor = learning_rate_factor(config, min(progress, 1.0), self.epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = config.learning_rate * factor
+
+    def _budget_spent(self, extra_seconds: float = 0.0) -> bool:
+        config = self.config
+        if config.max_steps and self.step >= config.max_steps:
+            return True
+        return config.time_budget_minutes > 0 and self.elapsed + extra_seconds >= 60.0 * config.time_budget_minutes
+
+    # -- checkpoints ------------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "best_dice": self.best_dice,
+            "config": self.config.to_dict(),
+            "rng": checkpoint.rng_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.elapsed, self.best_dice = float(state["elapsed"]), float(state["best_dice"])
+        checkpoint.restore_rng(state["rng"])
+
+    def resume(self) -> None:
+        """Continue from ``last.pt``; log rows written after that checkpoint (a killed epoch) are dropped."""
+        self.load_state_dict(checkpoint.load(self.run_dir / "last.pt", map_location=self.device))
+        log = self.run_dir / "log.csv"
+        if log.exists() and self.distributed.is_main:
+            with log.open(newline="") as handle:
+                rows = [row for row in csv.DictReader(handle) if int(row["epoch"]) <= self.epoch]
+            with log.open("w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
+                writer.writeheader()
+                writer.writerows(rows)
+
+
+def images_per_second(log: Path) -> float:
+    with log.open(newline="") as handle:
+        values = [float(row["images_per_second"]) for row in csv.DictReader(handle)]
+    return float(np.median(values)) if values else 0.0

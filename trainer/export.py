@@ -1,0 +1,126 @@
+"""``python -m trainer export``: a run's best checkpoint to the app's weights file (and optionally ONNX)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+from pathlib import Path
+
+import torch
+
+from segmentation.network import NetworkConfig, build_model
+from segmentation.preprocessing import Preprocessing
+from segmentation.weights import ModelInfo, save_weights
+from trainer import checkpoint
+from trainer.config import TrainConfig
+
+SIZE_LIMIT_BYTES = 16 * 1024 * 1024
+
+
+def code_version() -> str:
+    """The git commit the weights were trained with, when known."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def training_summary(run_dir: Path, config: TrainConfig, state: dict) -> dict:
+    rows = []
+    if (run_dir / "log.csv").exists():
+        with (run_dir / "log.csv").open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    return {
+        "data": "ISIC 2017 Part 1 training set (2000 dermoscopy images), ISIC, CC BY-NC 4.0",
+        "train_images": config.train_images,
+        "val_images": config.val_images,
+        "config": config.to_dict(),
+        "epochs_run": int(state["epoch"]),
+        "best_epoch": max(rows, key=lambda r: float(r["val_dice"]))["epoch"] if rows else None,
+        "steps": int(state["step"]),
+        "training_seconds": round(float(state["elapsed"]), 1),
+        "code_version": code_version(),
+    }
+
+
+def export_run(run_dir: Path, out: Path, *, name: str, which: str = "best", onnx: Path | None = None) -> ModelInfo:
+    state = checkpoint.load(run_dir / f"{which}.pt")
+    config = TrainConfig().override(state["config"])
+    model = build_model(NetworkConfig(variant=config.variant, base_width=config.base_width))
+    model.load_state_dict(state["model"])
+    model.eval()
+    preprocessing = Preprocessing(input_size=config.input_size, interpolation=config.interpolation)
+    validation = {
+        "val_dice_mean_at_selection": round(float(state["best_dice"]), 5),
+        "selected_on": "validation",
+    }
+    info = save_weights(
+        out,
+        model,
+        name=name,
+        preprocessing=preprocessing,
+        training=training_summary(run_dir, config, state),
+        validation=validation,
+    )
+    if out.stat().st_size > SIZE_LIMIT_BYTES:
+        info = save_weights(
+            out,
+            model,
+            name=name,
+            preprocessing=preprocessing,
+            training=training_summary(run_dir, config, state),
+            validation=validation,
+            half_precision=True,
+        )
+    if onnx is not None:
+        export_onnx(model, preprocessing, onnx)
+    return info
+
+
+def export_onnx(model: torch.nn.Module, preprocessing: Preprocessing, out: Path) -> None:
+    height, width = preprocessing.input_size
+    example = torch.zeros(1, 3, height, width)
+    torch.onnx.export(
+        model,
+        example,
+        str(out),
+        input_names=["image"],
+        output_names=["logits"],
+        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("export", help="write a run's best checkpoint as an app weights file")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("resources/models/lesionlens.safetensors"))
+    parser.add_argument("--name", help="model name shown in the app (default: the run folder's name)")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    parser.add_argument("--onnx", type=Path, help="also write an ONNX model here")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    info = export_run(
+        args.run_dir, args.out, name=args.name or args.run_dir.name, which=args.checkpoint, onnx=args.onnx
+    )
+    print(
+        json.dumps(
+            {
+                "out": str(args.out),
+                "name": info.name,
+                "sha256": info.sha256,
+                "bytes": args.out.stat().st_size,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+__all__ = ["export_run"]
