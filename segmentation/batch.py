@@ -70,6 +70,11 @@ class BatchResult:
         return self.status in {"ok", "skipped"}
 
 
+def is_output_name(name: str) -> bool:
+    """Files LesionLens itself writes: never taken as inputs, so a rerun does not segment its own masks."""
+    return name.endswith((MASK_SUFFIX, OVERLAY_SUFFIX))
+
+
 def collect_inputs(
     inputs: Iterable[str | os.PathLike], *, recursive: bool = False
 ) -> tuple[list[BatchItem], list[BatchResult]]:
@@ -95,11 +100,11 @@ def collect_inputs(
                     subfolders.sort()
                     for name in sorted(files):
                         file = Path(folder) / name
-                        if is_image_path(file) and not name.endswith(MASK_SUFFIX):
+                        if is_image_path(file) and not is_output_name(name):
                             add(file, file.relative_to(path))
             else:
                 for file in sorted(path.iterdir()):
-                    if file.is_file() and is_image_path(file) and not file.name.endswith(MASK_SUFFIX):
+                    if file.is_file() and is_image_path(file) and not is_output_name(file.name):
                         add(file, Path(file.name))
         elif path.is_file() or path.is_symlink():
             add(path, Path(path.name))
@@ -161,32 +166,49 @@ class BatchSegmenter:
         }
 
     def run(
-        self, items: list[BatchItem], *, cancel: threading.Event | None = None, protected: Iterable[Path] = ()
+        self, items: list[BatchItem], *, cancel: threading.Event | None = None, owned: Iterable[Path] = ()
     ) -> Iterator[BatchResult]:
-        """Yield one result per item. ``protected`` paths (the inputs) are never written over."""
+        """Yield one result per item.
+
+        An existing file at an output path is overwritten only if LesionLens wrote it (``owned``: the outputs an
+        earlier run recorded in results.csv). Inputs and anything else the user made are never written over.
+        """
         cancel = cancel or threading.Event()
-        protected_paths = {p.resolve() for p in protected} | {
-            item.source.resolve() for item in items if item.source.exists()
-        }
+        owned_paths = {p.resolve() for p in owned}
+        inputs = {item.source.resolve() for item in items if item.source.exists()}
         planned: dict[Path, BatchItem] = {}
         todo: list[BatchItem] = []
         for item in items:
             target = item.mask_path(self.out_dir)
-            if target in planned:
-                yield BatchResult(
-                    item,
-                    "error",
-                    error=f"{item.source}: its mask name {target.name} collides with "
-                    f"{planned[target].source}; use --recursive or separate output folders",
+            targets = [target, item.overlay_path(self.out_dir)] if self.overlay else [target]
+            clash = next((t for t in targets if t in planned), None)
+            if clash is not None:
+                error = (
+                    f"{item.source}: its output name {clash.name} collides with {planned[clash].source}; "
+                    "use --recursive or separate output folders"
                 )
-            elif target.resolve() in protected_paths:
-                yield BatchResult(item, "error", error=f"{item.source}: its mask {target} would overwrite an input")
-            elif self.resume and target.exists():
-                planned[target] = item
-                yield BatchResult(item, "skipped", mask_path=target)
+                yield BatchResult(item, "error", error=error)
+            elif any(t.resolve() in inputs for t in targets):
+                yield BatchResult(item, "error", error=f"{item.source}: its outputs would overwrite an input")
+            elif foreign := next(
+                (
+                    t
+                    for t in targets
+                    if t.exists() and t.resolve() not in owned_paths and not (self.resume and t == target)
+                ),
+                None,
+            ):
+                error = (
+                    f"{item.source}: {foreign} already exists and was not written by LesionLens; "
+                    "move it or choose another --out"
+                )
+                yield BatchResult(item, "error", error=error)
             else:
-                planned[target] = item
-                todo.append(item)
+                planned.update(dict.fromkeys(targets, item))
+                if self.resume and target.exists():
+                    yield BatchResult(item, "skipped", mask_path=target)
+                else:
+                    todo.append(item)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lesionlens-reader") as reader:
             pending: Future | None = reader.submit(_read, todo[0].source) if todo else None
             for index, item in enumerate(todo):
@@ -225,6 +247,8 @@ class BatchSegmenter:
                 seconds=time.perf_counter() - started,
             )
         row = self._row(segmentation, image)
+        if self.overlay:
+            row["overlay"] = str(item.overlay_path(self.out_dir))
         return BatchResult(item, "ok", mask_path=mask_path, seconds=time.perf_counter() - started, row=row)
 
     def _row(self, segmentation: LesionSegmentation, image: np.ndarray) -> dict:
@@ -245,21 +269,28 @@ def _read(path: Path) -> np.ndarray | ImageReadError:
 class ResultsTable:
     """``results.csv``: one row per image with status, flags, measurements, time and provenance.
 
-    Rows from an earlier run are kept on --resume (the newest row for a file wins); the file is rewritten
-    atomically after every image, so a killed batch leaves a complete table of what finished.
+    Rows from earlier runs into the same folder are kept (the newest row for a file wins); the file is rewritten
+    atomically at most once a second and at the end, so a killed batch leaves a complete table of what finished.
     """
 
     LEADING = ("file", "status", "error", "mask", "seconds")
     TRAILING = ("model", "model_sha256", "threshold")
 
-    def __init__(self, path: Path, provenance: dict, *, keep_existing: bool) -> None:
+    def __init__(self, path: Path, provenance: dict) -> None:
         self.path = path
         self.provenance = provenance
         self.rows: dict[str, dict] = {}
         self._saved_at = 0.0
-        if keep_existing and path.exists():
-            with path.open(newline="", encoding="utf-8") as handle:
-                self.rows = {row["file"]: row for row in csv.DictReader(handle)}
+        if path.exists():
+            try:
+                with path.open(newline="", encoding="utf-8") as handle:
+                    self.rows = {row["file"]: row for row in csv.DictReader(handle) if row.get("file")}
+            except (OSError, UnicodeDecodeError, csv.Error, KeyError):
+                self.rows = {}  # an unreadable table is rebuilt; its masks then count as not ours
+
+    def written_files(self) -> set[Path]:
+        """Masks and overlays that earlier runs recorded as their own output."""
+        return {Path(row[key]) for row in self.rows.values() for key in ("mask", "overlay") if row.get(key)}
 
     def add(self, result: BatchResult, *, save: bool = True) -> None:
         key = str(result.item.source)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
+import os
 import sys
 import threading
 import time
@@ -53,11 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     if not 0.0 <= args.threshold <= 1.0:
         return _fail(f"--threshold must be between 0 and 1, got {args.threshold}")
     weights = args.weights or default_weights_path()
+    if args.weights is None and os.environ.get(WEIGHTS_ENV) and not weights.exists():
+        return _fail(f"${WEIGHTS_ENV} points to {weights}, which does not exist")
     if args.weights is None and not weights.exists():
         return _fail(
             "no bundled model yet: pass --weights FILE (a LesionLens .safetensors file; train one with "
             "`python -m trainer train` and write it with `python -m trainer export`)"
         )
+    items, problems = collect_inputs(args.inputs, recursive=args.recursive)
+    if not items and not problems:
+        return _fail("no images found in " + ", ".join(map(str, args.inputs)) + " (JPEG, PNG, BMP or TIFF)")
     try:
         check_output_folder(args.inputs, args.out, allow_input_folder=args.allow_input_folder)
         predictor = Predictor(weights, args.device)
@@ -66,10 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(error))
     except OSError as error:
         return _fail(f"cannot create the output folder {args.out}: {error.strerror or error}")
-
-    items, problems = collect_inputs(args.inputs, recursive=args.recursive)
-    if not items and not problems:
-        return _fail("no images found in " + ", ".join(map(str, args.inputs)) + " (JPEG, PNG, BMP or TIFF)")
     log.info(
         "model %s (%s) on %s; %d images",
         predictor.info.name,
@@ -78,12 +81,13 @@ def main(argv: list[str] | None = None) -> int:
         len(items),
     )
     segmenter = BatchSegmenter(predictor, args.out, threshold=args.threshold, overlay=args.overlay, resume=args.resume)
-    table = ResultsTable(args.out / RESULTS_NAME, segmenter.provenance(), keep_existing=args.resume)
+    table = ResultsTable(args.out / RESULTS_NAME, segmenter.provenance())
+    owned = table.written_files()
     counts = {"ok": 0, "skipped": 0, "error": 0}
     progress = _Progress(len(items) + len(problems))
     cancel = threading.Event()
     try:
-        for result in [*problems, *segmenter.run(items, cancel=cancel)]:
+        for result in itertools.chain(problems, segmenter.run(items, cancel=cancel, owned=owned)):
             counts[result.status] += 1
             table.add(result)
             progress.update(result)

@@ -61,22 +61,21 @@ def test_segmentation_and_trainer_never_import_qt() -> None:
     assert completed.stdout.strip() == f"ok {len(modules)}"
 
 
+LAUNCHER_PROBE = """
+import contextlib, io, sys
+from app import launcher
+assert not any(m.startswith("PySide6") for m in sys.modules), "app.launcher imported PySide6"
+out = io.StringIO()
+with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+    launcher.main(["segment", "--help"])
+assert "lesionlens segment" in out.getvalue(), out.getvalue()
+assert not any(m.startswith("PySide6") for m in sys.modules), "segment --help imported PySide6"
+"""
+
+
 def test_the_launcher_does_not_import_qt_for_the_headless_command() -> None:
     completed = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from app import launcher; "
-            "assert not any(m.startswith('PySide6') for m in sys.modules), 'app.launcher imported PySide6'; "
-            "import contextlib, io; out = io.StringIO()\n"
-            "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit): launcher.main(['segment', '--help'])\n"
-            "assert 'lesionlens segment' in out.getvalue(), out.getvalue()\n"
-            "assert not any(m.startswith('PySide6') for m in sys.modules), 'segment --help imported PySide6'",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, "-c", LAUNCHER_PROBE], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
 
@@ -97,11 +96,6 @@ def _run_lint_imports(*args: str) -> tuple[int, str]:
     return completed.returncode, completed.stdout + completed.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: pyproject.toml [tool.importlinter] forbids the external package PySide6 but lacks "
-    "include_external_packages = true, so lint-imports refuses the configuration (exit 1)",
-)
 def test_import_linter_contracts_hold() -> None:
     status, output = _run_lint_imports()
     assert status == 0, output[-3000:]

@@ -119,7 +119,7 @@ def test_provenance() -> None:
 
 @pytest.mark.parametrize("threshold", [-0.01, 1.01, float("nan")])
 def test_binarise_rejects_a_threshold_outside_zero_one(threshold: float) -> None:
-    with pytest.raises(ValueError, match="threshold must be within 0..1"):
+    with pytest.raises(ValueError, match=r"threshold must be within 0\.\.1"):
         binarise(np.zeros((2, 2), dtype=np.float32), threshold)
 
 

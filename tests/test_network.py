@@ -71,23 +71,15 @@ def test_every_variant_builds_and_runs(variant: str) -> None:
     assert torch.isfinite(out).all()
 
 
-# Table II: which blocks each ablation row has. Encoder 3 + bridge 1 + decoder 3 = 7 blocks; 3 decoder stages.
+# Table II: how many of each block each ablation row has. Encoder 3 + bridge 1 + decoder 3 = 7 blocks (plain
+# double-conv or RMSM); DF-RAM and EF-RAM sit in the 3 decoder stages.
+BLOCKS = (DoubleConv, ResidualMultiScaleModule, DecoderFeatureRefinement, EncoderFeatureRefinement)
 TABLE_II = {
-    "unet": {DoubleConv: 7, ResidualMultiScaleModule: 0, DecoderFeatureRefinement: 0, EncoderFeatureRefinement: 0},
-    "rmsm": {DoubleConv: 0, ResidualMultiScaleModule: 7, DecoderFeatureRefinement: 0, EncoderFeatureRefinement: 0},
-    "rmsm-dfram": {
-        DoubleConv: 0,
-        ResidualMultiScaleModule: 7,
-        DecoderFeatureRefinement: 3,
-        EncoderFeatureRefinement: 0,
-    },
-    "rmsm-efram": {
-        DoubleConv: 0,
-        ResidualMultiScaleModule: 7,
-        DecoderFeatureRefinement: 0,
-        EncoderFeatureRefinement: 3,
-    },
-    "full": {DoubleConv: 0, ResidualMultiScaleModule: 7, DecoderFeatureRefinement: 3, EncoderFeatureRefinement: 3},
+    "unet": dict(zip(BLOCKS, (7, 0, 0, 0), strict=True)),
+    "rmsm": dict(zip(BLOCKS, (0, 7, 0, 0), strict=True)),
+    "rmsm-dfram": dict(zip(BLOCKS, (0, 7, 3, 0), strict=True)),
+    "rmsm-efram": dict(zip(BLOCKS, (0, 7, 0, 3), strict=True)),
+    "full": dict(zip(BLOCKS, (0, 7, 3, 3), strict=True)),
 }
 
 

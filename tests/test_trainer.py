@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -307,14 +308,18 @@ def test_ablation_runs_end_to_end_on_cpu_with_a_small_preset(data, tmp_path):
 
 def test_gpu_script_runs_on_cpu_and_writes_at_most_eight_files(tmp_path):
     """The lent-GPU command, rehearsed on the CPU with the ISIC layout it will get there."""
-    from trainer.cli import ISIC_2017, main
+    from trainer.cli import main
 
     root = tmp_path / "isic2017"
-    for key, folder in ISIC_2017.items():
-        if key.endswith("images"):
-            images, masks = _make_split(tmp_path / key, "train" if key.startswith("train") else "val", 8, 3)
-            images.rename(root / folder) if root.exists() else (root.mkdir(), images.rename(root / folder))
-            masks.rename(root / ISIC_2017[key.replace("images", "masks")])
+    root.mkdir()
+    layout = {
+        "train": ("ISIC-2017_Training_Data", "ISIC-2017_Training_Part1_GroundTruth"),
+        "val": ("ISIC-2017_Validation_Data", "ISIC-2017_Validation_Part1_GroundTruth"),
+    }
+    for split, (image_folder, mask_folder) in layout.items():
+        images, masks = _make_split(tmp_path / split, split, 8, 3)
+        images.rename(root / image_folder)
+        masks.rename(root / mask_folder)
     out = tmp_path / "out"
     assert (
         main(
@@ -343,3 +348,46 @@ def test_gpu_script_runs_on_cpu_and_writes_at_most_eight_files(tmp_path):
     assert len(files) <= 8
     assert {"lesionlens-gpu.safetensors", "log.csv", "curves.png", "config.json", "summary.json"} <= set(files)
     assert Predictor(out / "lesionlens-gpu.safetensors", "cpu").info.name == "lesionlens-gpu-smoke"
+
+
+@pytest.mark.parametrize(
+    ("image_folder", "mask_folder", "mask_suffix"),
+    [
+        ("ISBI2016_ISIC_Part1_Training_Data", "ISBI2016_ISIC_Part1_Training_GroundTruth", "_Segmentation.png"),
+        ("ISIC-2017_Training_Data", "ISIC-2017_Training_Part1_GroundTruth", "_segmentation.png"),
+        ("ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth", "_segmentation.png"),
+    ],
+    ids=["2016", "2017", "2018"],
+)
+def test_official_isic_layouts_are_found(tmp_path, image_folder, mask_folder, mask_suffix):
+    from trainer.data import find_split
+
+    (tmp_path / image_folder).mkdir()
+    (tmp_path / mask_folder).mkdir()
+    (tmp_path / "ISIC-2017_Training_Part2_GroundTruth").mkdir()  # another task's ground truth is ignored
+    for index in range(3):
+        Image.new("RGB", (8, 8)).save(tmp_path / image_folder / f"ISIC_{index:07d}.jpg")
+        Image.new("L", (8, 8)).save(tmp_path / mask_folder / f"ISIC_{index:07d}{mask_suffix}")
+    samples = find_split(tmp_path, "Training")
+    assert [s.image.name for s in samples] == [f"ISIC_{i:07d}.jpg" for i in range(3)]
+    assert all(s.mask.exists() for s in samples)
+
+
+def test_missing_masks_are_named(tmp_path):
+    from trainer.data import DatasetError, find_samples
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "images" / "ISIC_0000001.jpg")
+    with pytest.raises(DatasetError, match=re.escape("ISIC_0000001_segmentation.png")):
+        find_samples(tmp_path / "images", tmp_path / "masks")
+
+
+def test_a_mask_of_another_size_than_its_image_is_refused(tmp_path):
+    from trainer.data import CachedSplit, DatasetError, Sample
+
+    Image.new("RGB", (16, 12)).save(tmp_path / "ISIC_0000001.jpg")
+    Image.new("L", (8, 8)).save(tmp_path / "ISIC_0000001_segmentation.png")
+    sample = Sample(tmp_path / "ISIC_0000001.jpg", tmp_path / "ISIC_0000001_segmentation.png")
+    with pytest.raises(DatasetError, match=re.escape("mask is 8x8 but its image ISIC_0000001.jpg is 16x12")):
+        CachedSplit([sample], Preprocessing(input_size=(8, 8)), tmp_path / "cache")

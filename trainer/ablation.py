@@ -63,8 +63,12 @@ def run(args: argparse.Namespace) -> int:
             trainer = Trainer(config, args.out / variant / f"seed{seed}", device=args.device, quiet=True)
             trainer.fit()
             _, scores = trainer.validation_step()
-            results[key] = {**scores, "best_dice": trainer.best_dice, "seconds": round(trainer.elapsed, 1),
-                            "steps": trainer.step}
+            results[key] = {
+                **scores,
+                "best_dice": trainer.best_dice,
+                "seconds": round(trainer.elapsed, 1),
+                "steps": trainer.step,
+            }
             args.out.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(results_file, json.dumps(results, indent=2).encode())
             print(f"{key}: {results[key]}", flush=True)
@@ -97,8 +101,11 @@ def format_table(results: dict, config, variants: list[str], seeds: list[int]) -
             f"| {TABLE_NAMES[variant]} | {_fmt(stats['dice'])} | {_fmt(stats['jaccard'])} | "
             f"{_fmt(stats['recall'])} | {params:,} | {seconds:.0f} | {verdict} |"
         )
-    lines += ["", f"Paper, full model (Table II): DC {PAPER_FULL_ROW['dice']}, JSI {PAPER_FULL_ROW['jaccard']}, "
-              f"REC {PAPER_FULL_ROW['recall']}."]
+    lines += [
+        "",
+        f"Paper, full model (Table II): DC {PAPER_FULL_ROW['dice']}, JSI {PAPER_FULL_ROW['jaccard']}, "
+        f"REC {PAPER_FULL_ROW['recall']}.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -10,13 +10,9 @@ from dataclasses import fields
 from pathlib import Path
 
 from trainer.config import DEFAULT_DATA_ENV, PRESETS, TrainConfig, preset
+from trainer.data import DatasetError, isic_split_folders
 
-ISIC_2017 = {
-    "train_images": "ISIC-2017_Training_Data",
-    "train_masks": "ISIC-2017_Training_Part1_GroundTruth",
-    "val_images": "ISIC-2017_Validation_Data",
-    "val_masks": "ISIC-2017_Validation_Part1_GroundTruth",
-}
+DATA_KEYS = ("train_images", "train_masks", "val_images", "val_masks")
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -55,19 +51,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def data_paths(args: argparse.Namespace) -> dict[str, str]:
-    """Explicit folders win; otherwise the official ISIC 2017 layout under --data or $LESIONLENS_DATA."""
+    """Explicit folders win; otherwise the official ISIC layout (2016/2017/2018) under --data or $LESIONLENS_DATA."""
     root = getattr(args, "data", None) or os.environ.get(DEFAULT_DATA_ENV)
-    paths = {}
-    for key, folder in ISIC_2017.items():
-        explicit = getattr(args, key, None)
-        if explicit:
-            paths[key] = str(Path(explicit))
-        elif root:
-            paths[key] = str(Path(root) / folder)
-    missing = [k for k in ISIC_2017 if k not in paths]
+    paths = {key: str(Path(getattr(args, key))) for key in DATA_KEYS if getattr(args, key, None)}
+    if root:
+        for prefix, split in (("train", "Training"), ("val", "Validation")):
+            if f"{prefix}_images" not in paths or f"{prefix}_masks" not in paths:
+                try:
+                    images, masks = isic_split_folders(root, split)
+                except DatasetError as error:
+                    raise SystemExit(f"error: {error}") from error
+                paths.setdefault(f"{prefix}_images", str(images))
+                paths.setdefault(f"{prefix}_masks", str(masks))
+    missing = [key for key in DATA_KEYS if key not in paths]
     if missing:
         raise SystemExit(
-            f"error: no data given for {', '.join(missing)}: pass --data ISIC2017_FOLDER (or set "
+            f"error: no data given for {', '.join(missing)}: pass --data ISIC_FOLDER (or set "
             f"{DEFAULT_DATA_ENV}), or the --train-images/--train-masks/--val-images/--val-masks folders"
         )
     return paths

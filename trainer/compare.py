@@ -1,8 +1,9 @@
 """``python -m trainer compare``: candidate configurations trained for the same wall-clock minutes, tabulated.
 
-This is how the ``cpu`` preset was chosen: each candidate gets the same minutes of training on this machine (the
-cache is built beforehand and not counted), then the table in ``docs/CPU_PRESET.md`` compares the validation Dice
-reached, the image-steps it could afford, and its forward time at its input size (the app's speed budget).
+This is how the ``cpu`` preset was chosen: each candidate gets the image-steps that the same minutes of training
+buy it on this machine (timed on a quiet machine first; building the cache is not counted). The table in
+``docs/CPU_PRESET.md`` compares the validation Dice reached, the image-steps each could afford, and the forward
+time at its input size (the app's speed budget).
 """
 
 from __future__ import annotations
@@ -43,6 +44,33 @@ def forward_milliseconds(config: TrainConfig, repeats: int = 5) -> float:
     return 1000 * (time.perf_counter() - started) / repeats
 
 
+def training_throughput(config: TrainConfig, steps: int = 6) -> float:
+    """Images per second of ``train_step`` on random batches at the config's size (after two warm-up steps)."""
+    from trainer.engine import resolve_precision
+    from trainer.losses import DiceFocalLoss
+
+    model = build_model(NetworkConfig(variant=config.variant, base_width=config.base_width)).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    dtype = resolve_precision(config.precision, torch.device("cpu"))
+    loss_fn = DiceFocalLoss()
+    image = torch.randn(config.batch_size, 3, *config.input_size)
+    mask = (torch.rand(config.batch_size, 1, *config.input_size) > 0.5).float()
+
+    def step() -> None:
+        optimizer.zero_grad()
+        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = model(image)
+        loss_fn(logits.float(), mask).backward()
+        optimizer.step()
+
+    for _ in range(2):
+        step()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * config.batch_size / (time.perf_counter() - started)
+
+
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("compare", help="compare candidate configurations at equal wall-clock time")
     parser.add_argument("--data", required=True, help="ISIC 2017 folder (official layout)")
@@ -53,33 +81,46 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainer.cli import ISIC_2017
+    """Phase 1 times every candidate on a quiet machine; phase 2 trains each for the steps its minutes buy.
+
+    Timing first and training by step count keeps the comparison fair even if the machine is busy with something
+    else during the (long) training phase: every candidate gets the image-steps it would get in the same minutes.
+    """
+    from trainer.cli import data_paths
     from trainer.engine import Trainer
 
     results_file = args.out / "results.json"
-    results = json.loads(results_file.read_text()) if results_file.exists() else {}
-    base = preset("cpu").override({key: str(Path(args.data) / folder) for key, folder in ISIC_2017.items()})
-    for name in args.candidates:
+    state = json.loads(results_file.read_text()) if results_file.exists() else {}
+    timing, results = state.get("timing", {}), state.get("results", {})
+    base = preset("cpu").override(data_paths(args))
+    configs = {name: base.override({**CANDIDATES[name], "epochs": 10_000}) for name in args.candidates}
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, config in configs.items():
+        if name not in timing:
+            timing[name] = {
+                "train_images_per_second": round(training_throughput(config), 3),
+                "forward_ms": round(forward_milliseconds(config), 1),
+            }
+            print(f"timed {name}: {timing[name]}", flush=True)
+            results_file.write_text(json.dumps({"timing": timing, "results": results}, indent=2))
+    for name, config in configs.items():
         if name in results:
             continue  # resumable: a finished candidate is not rerun
-        config = base.override({**CANDIDATES[name], "time_budget_minutes": args.minutes, "epochs": 1000})
-        trainer = Trainer(config, args.out / name)
+        steps = int(args.minutes * 60 * timing[name]["train_images_per_second"] / config.batch_size)
+        trainer = Trainer(config.override({"max_steps": steps}), args.out / name)
         best = trainer.fit()
         macs = count_macs(
-            build_model(NetworkConfig(variant=config.variant, base_width=config.base_width)),
-            *config.input_size,
+            build_model(NetworkConfig(variant=config.variant, base_width=config.base_width)), *config.input_size
         )
         results[name] = {
             "best_val_dice": round(best, 4),
             "image_steps": trainer.step * config.batch_size,
-            "train_seconds": round(trainer.elapsed, 1),
-            "images_per_second": round(trainer.step * config.batch_size / max(trainer.elapsed, 1e-9), 2),
-            "forward_ms": round(forward_milliseconds(config), 1),
+            "train_seconds_measured": round(trainer.elapsed, 1),
+            **timing[name],
             "gmacs": round(macs / 1e9, 3),
             "config": CANDIDATES[name],
         }
-        args.out.mkdir(parents=True, exist_ok=True)
-        results_file.write_text(json.dumps(results, indent=2))
+        results_file.write_text(json.dumps({"timing": timing, "results": results}, indent=2))
         print(f"{name}: {results[name]}", flush=True)
     print(format_table(results, args.minutes))
     return 0
@@ -87,12 +128,12 @@ def run(args: argparse.Namespace) -> int:
 
 def format_table(results: dict, minutes: float) -> str:
     lines = [
-        f"| candidate | val Dice after {minutes:g} min | image-steps | images/s | forward ms (batch 1) | GMACs |",
+        f"| candidate | val Dice after {minutes:g} min | image-steps | train images/s | forward ms (batch 1) | GMACs |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, r in sorted(results.items(), key=lambda item: -item[1]["best_val_dice"]):
         lines.append(
-            f"| {name} | {r['best_val_dice']:.4f} | {r['image_steps']} | {r['images_per_second']} | "
+            f"| {name} | {r['best_val_dice']:.4f} | {r['image_steps']} | {r['train_images_per_second']} | "
             f"{r['forward_ms']} | {r['gmacs']} |"
         )
     return "\n".join(lines)

@@ -35,18 +35,32 @@ class Sample:
         return self.image.stem
 
 
-def _resolve_isic_folders(root: Path, split: str | None) -> tuple[Path, Path]:
-    """Find the image and mask folders of an official ISIC release (2016/2017/2018 names) under ``root``."""
+def isic_split_folders(root: str | os.PathLike, split: str) -> tuple[Path, Path]:
+    """The image and mask folders of one split ("Training", "Validation", "Test") of an official ISIC release.
+
+    Works for the 2016 (``ISBI2016_ISIC_Part1_Training_Data`` / ``..._GroundTruth``), 2017
+    (``ISIC-2017_Training_Data`` / ``ISIC-2017_Training_Part1_GroundTruth``) and 2018
+    (``ISIC2018_Task1-2_Training_Input`` / ``ISIC2018_Task1_Training_GroundTruth``) names.
+    """
+    root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: folder not found")
-    candidates = sorted(p for p in root.iterdir() if p.is_dir())
-    images = [p for p in candidates if ("Data" in p.name or "Input" in p.name) and (split is None or split in p.name)]
-    masks = [p for p in candidates if ("GroundTruth" in p.name) and (split is None or split in p.name)]
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and split.lower() in p.name.lower())
+    images = [p for p in folders if p.name.endswith(("_Data", "_Input"))]
+    masks = [
+        p
+        for p in folders
+        if "GroundTruth" in p.name
+        and "Part2" not in p.name
+        and "Part3" not in p.name
+        and "Task2" not in p.name
+        and "Task3" not in p.name
+    ]
     if len(images) == 1 and len(masks) == 1:
         return images[0], masks[0]
     raise DatasetError(
-        f"{root}: cannot tell which folders hold the {split or ''} images and masks; pass --train-images and "
-        "--train-masks (or --val-images/--val-masks) explicitly"
+        f"{root}: cannot tell which folders hold the {split} images and masks (found "
+        f"{', '.join(p.name for p in folders) or 'none'}); pass the image and mask folders explicitly"
     )
 
 
@@ -61,9 +75,12 @@ def find_samples(images_dir: str | os.PathLike, masks_dir: str | os.PathLike) ->
     )
     if not images:
         raise DatasetError(f"{images_dir}: no images (.jpg/.png) found")
+    # ISIC 2016 spells the suffix "_Segmentation.png": match it case-insensitively.
+    masks = {p.name.lower(): p for p in masks_dir.iterdir()}
     samples, missing = [], []
     for image in images:
-        mask = masks_dir / f"{image.stem}{MASK_SUFFIX}"
+        expected = f"{image.stem}{MASK_SUFFIX}"
+        mask = masks.get(expected.lower(), masks_dir / expected)
         (samples if mask.is_file() else missing).append(Sample(image, mask))
     if missing:
         names = ", ".join(s.mask.name for s in missing[:3])
@@ -72,9 +89,8 @@ def find_samples(images_dir: str | os.PathLike, masks_dir: str | os.PathLike) ->
 
 
 def find_split(root: str | os.PathLike, split: str) -> list[Sample]:
-    """Samples of one split ("Training", "Validation", "Test") of an official ISIC folder."""
-    images_dir, masks_dir = _resolve_isic_folders(Path(root), split)
-    return find_samples(images_dir, masks_dir)
+    """Samples of one split of an official ISIC folder."""
+    return find_samples(*isic_split_folders(root, split))
 
 
 class CachedSplit:

@@ -318,6 +318,8 @@ class Trainer:
         config = self.config
         if config.time_budget_minutes > 0:
             progress = elapsed / (60.0 * config.time_budget_minutes)
+        elif config.max_steps > 0:
+            progress = self.step / config.max_steps
         else:
             steps_per_epoch = max(1, len(self.train_set) // (config.batch_size * self.distributed.world_size))
             progress = self.step / (steps_per_epoch * config.epochs)

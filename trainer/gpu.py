@@ -32,7 +32,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainer.cli import ISIC_2017
+    from trainer.cli import data_paths
     from trainer.engine import Trainer, images_per_second
     from trainer.export import export_run
 
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         "channels_last": on_gpu,
     }
     overrides = dict(item.split("=", 1) for item in args.set)
-    paths = {key: str(Path(args.data) / folder) for key, folder in ISIC_2017.items()}
+    paths = data_paths(args)
     config = preset(args.preset).override({**defaults, **overrides, **paths})
     if on_gpu:
         torch.backends.cudnn.benchmark = True
