@@ -150,6 +150,8 @@ class BatchSegmenter:
         overlay: bool = False,
         resume: bool = False,
         measure: bool = True,
+        mm_per_pixel: float | None = None,
+        max_megapixels: float = 120.0,
     ) -> None:
         self.predictor = predictor
         self.out_dir = Path(out_dir)
@@ -157,12 +159,15 @@ class BatchSegmenter:
         self.overlay = overlay
         self.resume = resume
         self.measure = measure
+        self.mm_per_pixel = mm_per_pixel
+        self.max_megapixels = max_megapixels
 
     def provenance(self) -> dict[str, str | float]:
         return {
             "model": self.predictor.info.name,
             "model_sha256": self.predictor.info.sha256,
             "threshold": self.threshold,
+            "mm_per_pixel": self.mm_per_pixel or "",
         }
 
     def run(
@@ -210,14 +215,16 @@ class BatchSegmenter:
                 else:
                     todo.append(item)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lesionlens-reader") as reader:
-            pending: Future | None = reader.submit(_read, todo[0].source) if todo else None
+            pending: Future | None = reader.submit(_read, todo[0].source, self.max_megapixels) if todo else None
             for index, item in enumerate(todo):
                 if cancel.is_set():
                     pending.cancel() if pending else None
                     return
                 started = time.perf_counter()
                 image_or_error = pending.result()
-                pending = reader.submit(_read, todo[index + 1].source) if index + 1 < len(todo) else None
+                pending = (
+                    reader.submit(_read, todo[index + 1].source, self.max_megapixels) if index + 1 < len(todo) else None
+                )
                 yield self._segment_one(item, image_or_error, started)
 
     def _segment_one(self, item: BatchItem, image: np.ndarray | ImageReadError, started: float) -> BatchResult:
@@ -254,14 +261,14 @@ class BatchSegmenter:
     def _row(self, segmentation: LesionSegmentation, image: np.ndarray) -> dict:
         row: dict = dict(segmentation.confidence().to_dict())
         if self.measure:
-            measurements = measure_lesion(segmentation.mask, image)
-            row.update(measurements.to_dict() if measurements else {"area_px2": 0})
+            measurements = measure_lesion(segmentation.mask, image, mm_per_pixel=self.mm_per_pixel)
+            row.update(measurements.to_dict() if measurements else {})
         return row
 
 
-def _read(path: Path) -> np.ndarray | ImageReadError:
+def _read(path: Path, max_megapixels: float) -> np.ndarray | ImageReadError:
     try:
-        return read_image(path)
+        return read_image(path, max_megapixels=max_megapixels)
     except ImageReadError as error:
         return error
 
@@ -274,7 +281,7 @@ class ResultsTable:
     """
 
     LEADING = ("file", "status", "error", "mask", "seconds")
-    TRAILING = ("model", "model_sha256", "threshold")
+    TRAILING = ("model", "model_sha256", "threshold", "mm_per_pixel")
 
     def __init__(self, path: Path, provenance: dict) -> None:
         self.path = path

@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.jpg with the boundary")
     parser.add_argument("--resume", action="store_true", help="skip images whose mask already exists")
     parser.add_argument("--recursive", action="store_true", help="walk subfolders; the output mirrors them")
+    parser.add_argument("--mm-per-pixel", type=float, help="calibration: measurements in mm instead of pixels")
+    parser.add_argument(
+        "--max-megapixels", type=float, default=120.0, help="refuse larger images before decoding (default 120)"
+    )
     parser.add_argument(
         "--allow-input-folder",
         action="store_true",
@@ -54,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if not 0.0 <= args.threshold <= 1.0:
         return _fail(f"--threshold must be between 0 and 1, got {args.threshold}")
+    if args.mm_per_pixel is not None and args.mm_per_pixel <= 0:
+        return _fail(f"--mm-per-pixel must be positive, got {args.mm_per_pixel}")
     weights = args.weights or default_weights_path()
     if args.weights is None and os.environ.get(WEIGHTS_ENV) and not weights.exists():
         return _fail(f"${WEIGHTS_ENV} points to {weights}, which does not exist")
@@ -80,7 +86,15 @@ def main(argv: list[str] | None = None) -> int:
         predictor.device_description,
         len(items),
     )
-    segmenter = BatchSegmenter(predictor, args.out, threshold=args.threshold, overlay=args.overlay, resume=args.resume)
+    segmenter = BatchSegmenter(
+        predictor,
+        args.out,
+        threshold=args.threshold,
+        overlay=args.overlay,
+        resume=args.resume,
+        mm_per_pixel=args.mm_per_pixel,
+        max_megapixels=args.max_megapixels,
+    )
     table = ResultsTable(args.out / RESULTS_NAME, segmenter.provenance())
     owned = table.written_files()
     counts = {"ok": 0, "skipped": 0, "error": 0}

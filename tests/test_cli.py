@@ -167,7 +167,7 @@ def test_mixed_folder(runner: str, cli, tmp_path: Path, tiny_weights: Path, isic
 
     columns, rows = _read_results(out)
     assert set(columns) >= CSV_COLUMNS
-    assert columns[-3:] == ["model", "model_sha256", "threshold"]
+    assert columns[-4:] == ["model", "model_sha256", "threshold", "mm_per_pixel"]
     by_name = {Path(row["file"]).name: row for row in rows}
     assert len(rows) == len(good) + len(bad) == len(by_name)
     assert set(by_name) == {p.name for p in good + bad}
@@ -404,3 +404,30 @@ def test_rerun_does_not_segment_its_own_overlays(cli, tmp_path: Path, tiny_weigh
     assert status == 0
     assert not (folder / "lesion_overlay_segmentation.png").exists()
     assert "1 of 1 images succeeded" in log
+
+
+def test_calibration_reports_measurements_in_millimetres(cli, tmp_path: Path, tiny_weights: Path, rgb_image) -> None:
+    _write_jpeg(tmp_path / "in" / "lesion.jpg", rgb_image(60, 80, seed=4))
+    status, _ = cli(
+        tmp_path / "in",
+        "--out",
+        tmp_path / "out",
+        "--weights",
+        tiny_weights,
+        "--mm-per-pixel",
+        "0.02",
+        "--threshold",
+        "0",
+    )
+    assert status == 0
+    row = _read_results(tmp_path / "out")[1][0]
+    # Threshold 0 marks every pixel as lesion: the area is the whole 80x60 image, in mm².
+    assert float(row["area_mm2"]) == pytest.approx(80 * 60 * 0.02**2, rel=1e-6)
+    assert float(row["mm_per_pixel"]) == 0.02
+
+
+def test_images_over_the_pixel_limit_are_refused(cli, tmp_path: Path, tiny_weights: Path, rgb_image) -> None:
+    _write_jpeg(tmp_path / "in" / "big.jpg", rgb_image(600, 800, seed=5))
+    status, log = cli(tmp_path / "in", "--out", tmp_path / "out", "--weights", tiny_weights, "--max-megapixels", "0.1")
+    assert status == 1
+    assert "over the limit of 0.1 megapixels" in log

@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import subprocess
+import warnings
 from pathlib import Path
 
 import torch
@@ -83,16 +84,18 @@ def export_run(run_dir: Path, out: Path, *, name: str, which: str = "best", onnx
 def export_onnx(model: torch.nn.Module, preprocessing: Preprocessing, out: Path) -> None:
     height, width = preprocessing.input_size
     example = torch.zeros(1, 3, height, width)
-    torch.onnx.export(
-        model,
-        example,
-        str(out),
-        input_names=["image"],
-        output_names=["logits"],
-        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():  # the TorchScript exporter is deliberate: it needs no onnxscript
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model,
+            example,
+            str(out),
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
