@@ -72,7 +72,7 @@ class BatchResult:
 
 def is_output_name(name: str) -> bool:
     """Files LesionLens itself writes: never taken as inputs, so a rerun does not segment its own masks."""
-    return name.endswith((MASK_SUFFIX, OVERLAY_SUFFIX))
+    return name.endswith((MASK_SUFFIX, OVERLAY_SUFFIX, "_overlay.png"))  # batch and GUI-export overlays
 
 
 def collect_inputs(

@@ -1,0 +1,374 @@
+"""File > Batch segmentation: the engine of ``lesionlens segment`` behind a dialog.
+
+Same :class:`BatchSegmenter`, same ``results.csv`` (:class:`ResultsTable`), so a folder segmented here and one
+segmented on a server are interchangeable, and a batch started in one can be resumed in the other. The batch runs on
+a worker thread; Cancel stops it after the image in progress (a mask on disk is always complete), and Resume runs it
+again skipping the images whose mask is already there.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QThreadPool, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QDialog,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.workers import TaskContext, TaskRunner, new_pool
+from segmentation.batch import (
+    RESULTS_NAME,
+    BatchInputError,
+    BatchResult,
+    BatchSegmenter,
+    ResultsTable,
+    check_output_folder,
+    collect_inputs,
+)
+from segmentation.imageio import SUPPORTED_EXTENSIONS
+from segmentation.inference import Predictor
+
+COLUMNS = ("File", "Status", "Lesion area", "Flags", "Error")
+FLAG_NAMES = {
+    "flag_empty": "no lesion found",
+    "flag_border": "at image border",
+    "flag_low_confidence": "low confidence",
+}
+
+
+def run_batch(
+    context: TaskContext,
+    predictor: Predictor,
+    inputs: list[Path],
+    out_dir: Path,
+    *,
+    threshold: float,
+    overlay: bool,
+    resume: bool,
+    recursive: bool,
+) -> dict:
+    """The worker: segment everything, reporting ("total", n) first and then each BatchResult; returns counts."""
+    items, problems = collect_inputs(inputs, recursive=recursive)
+    context.progress(("total", len(items) + len(problems)))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    segmenter = BatchSegmenter(predictor, out_dir, threshold=threshold, overlay=overlay, resume=resume)
+    table = ResultsTable(out_dir / RESULTS_NAME, segmenter.provenance())
+    counts = {"ok": 0, "skipped": 0, "error": 0}
+    results = segmenter.run(items, cancel=context.event, owned=table.written_files())
+    try:
+        for result in itertools.chain(problems, results):
+            counts[result.status] += 1
+            table.add(result)
+            context.progress(result)
+    finally:
+        table.save()
+    done = sum(counts.values())
+    return {**counts, "total": len(items) + len(problems), "cancelled": done < len(items) + len(problems)}
+
+
+def result_cells(result: BatchResult) -> list[str]:
+    """The table row of one result: file, status, lesion area, flags, error."""
+    row = result.row
+    area = next(
+        (
+            f"{float(row[key]):,.0f} {unit}"
+            for key, unit in (("area_mm2", "mm²"), ("area_px2", "px²"))
+            if row.get(key) not in (None, "")
+        ),
+        "",
+    )
+    if result.status == "ok" and not area:
+        area = "0"
+    flags = ", ".join(label for key, label in FLAG_NAMES.items() if row.get(key) is True)
+    status = {"ok": "segmented", "skipped": "already done", "error": "error"}[result.status]
+    return [result.item.source.name, status, area, flags, result.error]
+
+
+class BatchDialog(QDialog):
+    """Non-modal: the clinician can keep editing while a folder is segmented."""
+
+    openImage = Signal(Path)
+    resultAdded = Signal(object)  # BatchResult
+    batchFinished = Signal(dict)
+
+    def __init__(
+        self,
+        predictor: Callable[[], Predictor | None],
+        *,
+        threshold: float = 0.5,
+        pool: QThreadPool | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Batch segmentation — LesionLens")
+        self._predictor = predictor
+        self.runner = TaskRunner("run the batch", pool or new_pool(1, self), self)
+        self.runner.progress.connect(self._progress)
+        self.runner.finished.connect(self._finished)
+        self.runner.failed.connect(self._failed)
+        self._total = 0
+        self._done = 0
+        self._started = 0.0
+        self._results: list[BatchResult] = []
+        self._build(threshold)
+        self._set_running(False)
+
+    # -- layout --------------------------------------------------------------------------------------------------
+    def _build(self, threshold: float) -> None:
+        self.inputs = QListWidget(self)
+        self.inputs.setMaximumHeight(90)
+        self.inputs.setAccessibleName("Input folders and files")
+        add_folder = QPushButton("Add folder…", self)
+        add_files = QPushButton("Add images…", self)
+        remove = QPushButton("Remove", self)
+        add_folder.clicked.connect(self.choose_input_folder)
+        add_files.clicked.connect(self.choose_input_files)
+        remove.clicked.connect(lambda: [self.inputs.takeItem(self.inputs.row(i)) for i in self.inputs.selectedItems()])
+        input_buttons = QVBoxLayout()
+        for button in (add_folder, add_files, remove):
+            input_buttons.addWidget(button)
+        input_buttons.addStretch()
+        input_row = QHBoxLayout()
+        input_row.addWidget(self.inputs, 1)
+        input_row.addLayout(input_buttons)
+
+        self.output = QLineEdit(self)
+        self.output.setPlaceholderText("Folder for masks and results.csv")
+        choose_out = QPushButton("Choose…", self)
+        choose_out.clicked.connect(self.choose_output_folder)
+        output_row = QHBoxLayout()
+        output_row.addWidget(self.output, 1)
+        output_row.addWidget(choose_out)
+
+        self.threshold = QDoubleSpinBox(self)
+        self.threshold.setRange(0.01, 0.99)
+        self.threshold.setSingleStep(0.05)
+        self.threshold.setValue(threshold)
+        self.threshold.setMaximumWidth(90)
+        self.overlay = QCheckBox("Also write overlay images", self)
+        self.resume = QCheckBox("Skip images that already have a mask (resume)", self)
+        self.recursive = QCheckBox("Include subfolders", self)
+        options = QGroupBox("Options", self)
+        option_form = QFormLayout(options)
+        option_form.addRow("Threshold", self.threshold)
+        option_form.addRow(self.overlay)
+        option_form.addRow(self.resume)
+        option_form.addRow(self.recursive)
+
+        self.message = QLabel(self)
+        self.message.setWordWrap(True)
+        self.progress_bar = QProgressBar(self)
+        self.progress_label = QLabel("Not started", self)
+        self.table = QTableWidget(0, len(COLUMNS), self)
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setToolTip("Double-click a row to open the image in the editor")
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.table.cellDoubleClicked.connect(self._open_row)
+
+        self.start_button = QPushButton("Start", self)
+        self.resume_button = QPushButton("Resume", self)
+        self.resume_button.setToolTip("Run again, skipping the images whose mask is already in the output folder")
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setToolTip("Stop after the image in progress")
+        self.open_out_button = QPushButton("Open output folder", self)
+        close = QPushButton("Close", self)
+        self.start_button.clicked.connect(lambda: self.start(resume=self.resume.isChecked()))
+        self.resume_button.clicked.connect(lambda: self.start(resume=True))
+        self.cancel_button.clicked.connect(self.cancel)
+        self.open_out_button.clicked.connect(
+            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(self.output.text().strip()))
+        )
+        close.clicked.connect(self.close)
+        buttons = QHBoxLayout()
+        for button in (self.start_button, self.resume_button, self.cancel_button, self.open_out_button):
+            buttons.addWidget(button)
+        buttons.addStretch()
+        buttons.addWidget(close)
+
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        form.addRow("Input", input_row)
+        form.addRow("Output", output_row)
+        layout.addLayout(form)
+        layout.addWidget(options)
+        layout.addWidget(self.message)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress_bar, 1)
+        progress_row.addWidget(self.progress_label)
+        layout.addLayout(progress_row)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(buttons)
+        self.resize(760, 600)
+
+    # -- inputs ----------------------------------------------------------------------------------------------
+    def set_inputs(self, paths: list[Path]) -> None:
+        self.inputs.clear()
+        self.inputs.addItems([str(p) for p in paths])
+
+    def input_paths(self) -> list[Path]:
+        return [Path(self.inputs.item(i).text()) for i in range(self.inputs.count())]
+
+    def set_output(self, folder: Path) -> None:
+        self.output.setText(str(folder))
+
+    def choose_input_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of images to segment")
+        if folder:
+            self.inputs.addItem(folder)
+            if not self.output.text().strip():
+                self.output.setText(str(Path(folder).with_name(Path(folder).name + "_masks")))
+
+    def choose_input_files(self) -> None:
+        patterns = " ".join(f"*{ext}" for ext in sorted(SUPPORTED_EXTENSIONS))
+        files, _ = QFileDialog.getOpenFileNames(self, "Images to segment", "", f"Images ({patterns})")
+        self.inputs.addItems(files)
+
+    def choose_output_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Output folder for masks and results.csv")
+        if folder:
+            self.output.setText(folder)
+
+    # -- running -------------------------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.runner.busy
+
+    def start(self, *, resume: bool = False) -> bool:
+        """Start the batch with the dialog's options; False (with a message) when it cannot start."""
+        if self.running:
+            return False
+        predictor = self._predictor()
+        inputs, out_text = self.input_paths(), self.output.text().strip()
+        problem = ""
+        if predictor is None:
+            problem = "No model is loaded: choose a weights file first (File > Choose weights…)."
+        elif not inputs:
+            problem = "Add a folder or images to segment."
+        elif not out_text:
+            problem = "Choose an output folder."
+        else:
+            try:
+                check_output_folder(inputs, Path(out_text), allow_input_folder=False)
+            except BatchInputError as error:
+                problem = str(error)
+        if problem:
+            self._say(problem, error=True)
+            return False
+        self.resume.setChecked(resume)
+        self.table.setRowCount(0)
+        self._results, self._total, self._done = [], 0, 0
+        self._started = time.perf_counter()
+        self._say("")
+        self.progress_label.setText("Starting…")
+        self._set_running(True)
+        self.runner.start(
+            run_batch,
+            predictor,
+            inputs,
+            Path(out_text),
+            threshold=self.threshold.value(),
+            overlay=self.overlay.isChecked(),
+            resume=resume,
+            recursive=self.recursive.isChecked(),
+        )
+        return True
+
+    def cancel(self) -> None:
+        """Stop after the image in progress; everything finished so far stays (and is in results.csv)."""
+        if self.running:
+            self.runner.request_stop()
+            self.cancel_button.setEnabled(False)
+            self.progress_label.setText(f"Stopping after the current image… {self._count_text()}")
+
+    def results(self) -> list[BatchResult]:
+        return list(self._results)
+
+    def _progress(self, value: object) -> None:
+        if isinstance(value, tuple) and value[0] == "total":
+            self._total = value[1]
+            self.progress_bar.setRange(0, max(1, self._total))
+            self.progress_bar.setValue(0)
+            self.progress_label.setText(self._count_text())
+            return
+        result: BatchResult = value  # type: ignore[assignment]
+        self._results.append(result)
+        self._done += 1
+        row = self.table.rowCount()
+        self.table.insertRow(row)
+        for column, text in enumerate(result_cells(result)):
+            item = QTableWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, str(result.item.source))
+            item.setToolTip(str(result.item.source) if column == 0 else text)
+            if result.status == "error":
+                item.setForeground(Qt.GlobalColor.darkRed)
+            self.table.setItem(row, column, item)
+        self.table.scrollToBottom()
+        self.progress_bar.setValue(self._done)
+        if self.cancel_button.isEnabled():
+            self.progress_label.setText(self._count_text())
+        self.resultAdded.emit(result)
+
+    def _count_text(self) -> str:
+        text = f"{self._done} / {self._total} images"
+        if 0 < self._done < self._total:
+            elapsed = time.perf_counter() - self._started
+            remaining = round(elapsed / self._done * (self._total - self._done))
+            text += f" · about {remaining // 60}:{remaining % 60:02d} left"
+        return text
+
+    def _finished(self, summary: dict) -> None:
+        self._set_running(False)
+        text = (
+            f"{summary['ok'] + summary['skipped']} of {summary['total']} images done "
+            f"({summary['ok']} segmented, {summary['skipped']} already done), {summary['error']} failed."
+        )
+        if summary["cancelled"]:
+            text = f"Cancelled. {text} Press Resume to do the rest."
+        self.progress_label.setText(f"{self._done} / {self._total} images")
+        self._say(f"{text} Results: {Path(self.output.text().strip()) / RESULTS_NAME}", error=summary["error"] > 0)
+        self.batchFinished.emit(summary)
+
+    def _failed(self, message: str) -> None:
+        self._set_running(False)
+        self._say(f"The batch stopped: {message}", error=True)
+        self.batchFinished.emit({"ok": 0, "skipped": 0, "error": 1, "total": self._total, "cancelled": True})
+
+    def _set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.resume_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+    def _say(self, text: str, *, error: bool = False) -> None:
+        self.message.setText(text)
+        self.message.setStyleSheet("color: #a4262c;" if error else "")
+
+    def _open_row(self, row: int, _column: int) -> None:
+        item = self.table.item(row, 0)
+        if item is not None:
+            self.openImage.emit(Path(item.data(Qt.ItemDataRole.UserRole)))

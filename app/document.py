@@ -1,0 +1,202 @@
+"""The open image and its lesion mask: the one object every widget listens to (napari-style model layer).
+
+The document owns the image, the model's :class:`LesionSegmentation`, the current (possibly edited) mask and the
+undo stack. Widgets change it only through its methods and redraw on its signals; it never calls a widget.
+Mask edits are stored as small diffs (changed flat indices with old and new values), one undo step per brush
+stroke, vertex drag or clean-up, so undo stays cheap on a 24-megapixel photo.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from segmentation.lesion import LesionSegmentation, assess_confidence, binarise
+from segmentation.measurements import LesionMeasurements, measure_lesion
+from segmentation.postprocess import clean_up
+
+UNDO_LIMIT = 100
+
+
+class MaskEdit(QUndoCommand):
+    """One undoable change of the mask: the flat indices that changed, with their old and new values."""
+
+    def __init__(
+        self,
+        document: LesionDocument,
+        indices: np.ndarray,
+        old: np.ndarray,
+        new: np.ndarray,
+        text: str,
+        *,
+        was_edited: bool,
+        edited_after: bool = True,
+    ) -> None:
+        super().__init__(text)
+        self.document = document
+        self.indices, self.old, self.new = indices, old, new
+        self.was_edited, self.edited_after = was_edited, edited_after
+
+    def redo(self) -> None:
+        self.document._write(self.indices, self.new, edited=self.edited_after)
+
+    def undo(self) -> None:
+        self.document._write(self.indices, self.old, edited=self.was_edited)
+
+
+class LesionDocument(QObject):
+    """State of one image in the editor.
+
+    Signals: ``imageChanged`` (a new image was opened), ``segmentationChanged`` (the model's result arrived or was
+    cleared), ``maskChanged`` (any change of the current mask: threshold, edit, undo, reset), ``calibrationChanged``.
+    """
+
+    imageChanged = Signal()
+    segmentationChanged = Signal()
+    maskChanged = Signal()
+    calibrationChanged = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.path: Path | None = None
+        self.image: np.ndarray | None = None
+        self.segmentation: LesionSegmentation | None = None
+        self.mask: np.ndarray | None = None
+        self.threshold = 0.5
+        self.edited = False
+        self.cleanup: tuple[str, ...] = ()
+        self.mm_per_pixel: float | None = None
+        self.undo_stack = QUndoStack(self)
+        self.undo_stack.setUndoLimit(UNDO_LIMIT)
+
+    # -- opening and the model's result -----------------------------------------------------------------------
+    def open_image(self, path: Path, image: np.ndarray) -> None:
+        self.path, self.image = Path(path), image
+        self.segmentation, self.mask = None, None
+        self.edited, self.cleanup = False, ()
+        self.undo_stack.clear()
+        self.imageChanged.emit()
+        self.segmentationChanged.emit()
+        self.maskChanged.emit()
+
+    def set_segmentation(self, segmentation: LesionSegmentation) -> None:
+        """The model's result for the open image; replaces the mask unless the clinician already edited it."""
+        if self.image is None or segmentation.shape != self.image.shape[:2]:
+            raise ValueError("segmentation does not match the open image")
+        self.segmentation = segmentation
+        self.segmentationChanged.emit()
+        if not self.edited:
+            self.mask = binarise(segmentation.probability, self.threshold)
+            self.maskChanged.emit()
+
+    def restore(self, mask: np.ndarray, *, edited: bool, threshold: float, cleanup: tuple[str, ...]) -> None:
+        """Put back a saved state (autosave) as the starting point; the undo history starts empty."""
+        self.mask, self.edited, self.threshold, self.cleanup = mask.astype(bool), edited, threshold, cleanup
+        self.undo_stack.clear()
+        self.maskChanged.emit()
+
+    # -- threshold: edits win ------------------------------------------------------------------------------------
+    def set_threshold(self, threshold: float) -> bool:
+        """Re-binarise the probability map; ignored (returns False) once the clinician has edited the mask."""
+        if self.edited:
+            return False  # the edited mask keeps the threshold it was made from (provenance stays true)
+        self.threshold = float(threshold)
+        if self.segmentation is None:
+            return False
+        self.mask = binarise(self.segmentation.probability, self.threshold)
+        self.maskChanged.emit()
+        return True
+
+    def reset_to_model(self) -> None:
+        """Back to the model's mask at the current threshold (the slider works again); undoable like any edit."""
+        if self.segmentation is None or self.mask is None:
+            return
+        model_mask = binarise(self.segmentation.probability, self.threshold)
+        if not self.replace_mask(model_mask, "Reset to the model's mask", edited_after=False):
+            self.edited = False
+            self.maskChanged.emit()
+        self.cleanup = ()
+
+    # -- edits -------------------------------------------------------------------------------------------------
+    def replace_mask(self, new_mask: np.ndarray, text: str, *, edited_after: bool = True) -> bool:
+        """Record the difference between the current and ``new_mask`` as one undo step; False if nothing changed."""
+        if self.mask is None:
+            self.mask = np.zeros(self.image.shape[:2], bool) if self.image is not None else None
+            if self.mask is None:
+                return False
+        changed = np.flatnonzero(self.mask.ravel() != new_mask.ravel())
+        if changed.size == 0:
+            return False
+        self.undo_stack.push(
+            MaskEdit(
+                self,
+                changed,
+                self.mask.ravel()[changed].copy(),
+                new_mask.ravel()[changed].copy(),
+                text,
+                was_edited=self.edited,
+                edited_after=edited_after,
+            )
+        )
+        return True
+
+    def paint(self, region: np.ndarray, offset: tuple[int, int], value: bool, text: str) -> bool:
+        """Set ``region`` (a bool patch whose top-left corner is at (row, col) ``offset``) to lesion or skin."""
+        if self.mask is None:
+            return False
+        row, col = offset
+        h, w = region.shape
+        patch = self.mask[row : row + h, col : col + w]
+        target = np.where(region[: patch.shape[0], : patch.shape[1]], value, patch)
+        rows, cols = np.nonzero(patch != target)
+        if rows.size == 0:
+            return False
+        indices = np.ravel_multi_index((rows + row, cols + col), self.mask.shape)
+        self.undo_stack.push(
+            MaskEdit(self, indices, patch[rows, cols].copy(), target[rows, cols].copy(), text, was_edited=self.edited)
+        )
+        return True
+
+    def apply_cleanup(self, step: str) -> bool:
+        if self.mask is None:
+            return False
+        changed = self.replace_mask(clean_up(self.mask, [step]), f"Clean-up: {step.replace('_', ' ')}")
+        if changed and step not in self.cleanup:
+            self.cleanup = (*self.cleanup, step)
+        return changed
+
+    def _write(self, indices: np.ndarray, values: np.ndarray, *, edited: bool) -> None:
+        self.mask.ravel()[indices] = values
+        self.edited = edited
+        self.maskChanged.emit()
+
+    # -- derived -----------------------------------------------------------------------------------------------
+    def measurements(self) -> LesionMeasurements | None:
+        if self.mask is None or self.image is None:
+            return None
+        return measure_lesion(self.mask, self.image, mm_per_pixel=self.mm_per_pixel)
+
+    def confidence(self):
+        if self.segmentation is None or self.mask is None:
+            return None
+        return assess_confidence(self.segmentation.probability, self.mask, self.threshold)
+
+    def set_calibration(self, mm_per_pixel: float | None) -> None:
+        if mm_per_pixel is not None and mm_per_pixel <= 0:
+            raise ValueError("mm per pixel must be positive")
+        self.mm_per_pixel = mm_per_pixel
+        self.calibrationChanged.emit()
+
+    def provenance(self) -> dict:
+        segmentation = self.segmentation
+        return {
+            "model": segmentation.model_name if segmentation else "",
+            "model_sha256": segmentation.model_sha256 if segmentation else "",
+            "threshold": self.threshold,
+            "cleanup": "+".join(self.cleanup) or "none",
+            "edited": self.edited,
+            "mm_per_pixel": self.mm_per_pixel,
+        }

@@ -1,0 +1,187 @@
+"""The folder dock: every image of the open folder with a thumbnail, its state and its confidence flags.
+
+States tell the clinician where they are in a folder of 200 photos: not segmented yet, AI mask (unchecked model
+output), edited, exported. Flags say which results to look at first. Thumbnails load lazily (only rows that are
+scrolled into view) on a background thread, so a folder of thousands opens at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import QDockWidget, QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+
+from app.workers import TaskRunner, new_pool, thumbnail_task
+from segmentation.batch import is_output_name
+from segmentation.imageio import is_image_path
+from segmentation.lesion import ConfidenceFlags
+
+NOT_SEGMENTED, AI_MASK, EDITED, EXPORTED = "not segmented", "AI mask", "edited", "exported"
+CANNOT_OPEN = "cannot open"
+STATES = (NOT_SEGMENTED, AI_MASK, EDITED, EXPORTED, CANNOT_OPEN)
+THUMBNAIL = 56
+PATH_ROLE = Qt.ItemDataRole.UserRole
+
+
+def images_in(folder: Path) -> list[Path]:
+    """The images directly in ``folder`` (not LesionLens's own masks and overlays), sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_path(p) and not is_output_name(p.name))
+
+
+class FolderPanel(QDockWidget):
+    """Dock list of images; emits ``imageActivated(path)`` when the user picks one."""
+
+    imageActivated = Signal(Path)
+
+    def __init__(self, parent: QWidget | None = None, pool: QThreadPool | None = None) -> None:
+        super().__init__("Images", parent)
+        self.setObjectName("folder_dock")
+        self.list = QListWidget(self)
+        self.list.setIconSize(QSize(THUMBNAIL, THUMBNAIL))
+        self.list.setUniformItemSizes(True)
+        self.list.setAlternatingRowColors(True)
+        self.list.setAccessibleName("Images in the folder")
+        self.summary = QLabel(self)
+        box = QWidget(self)
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.list)
+        self.setWidget(box)
+        self._items: dict[Path, QListWidgetItem] = {}
+        self._states: dict[Path, str] = {}
+        self._flags: dict[Path, ConfidenceFlags | None] = {}
+        self._thumbnailed: set[Path] = set()
+        self._placeholder = _placeholder_icon()
+        self.thumbnails = TaskRunner("load previews", pool or new_pool(1, self), self)
+        self.thumbnails.progress.connect(self._thumbnail_ready)
+        self._lazy = QTimer(self, singleShot=True, interval=80)
+        self._lazy.timeout.connect(self._load_visible_thumbnails)
+        self.list.verticalScrollBar().valueChanged.connect(self._lazy.start)
+        self.list.currentItemChanged.connect(self._activated)  # click or arrow keys, like labelme
+
+    # -- contents ------------------------------------------------------------------------------------------------
+    def set_paths(self, paths: list[Path], states: dict[Path, str] | None = None) -> None:
+        """Show ``paths`` (in order) with their known states; thumbnails follow as rows come into view."""
+        self.thumbnails.cancel()
+        self.list.blockSignals(True)
+        self.list.clear()
+        self.list.blockSignals(False)
+        self._items, self._states, self._flags, self._thumbnailed = {}, {}, {}, set()
+        for path in paths:
+            item = QListWidgetItem(self._placeholder, path.name)
+            item.setData(PATH_ROLE, str(path))
+            item.setToolTip(str(path))
+            self.list.addItem(item)
+            self._items[path] = item
+            self._states[path] = (states or {}).get(path, NOT_SEGMENTED)
+            self._flags[path] = None
+            self._refresh(path)
+        self._update_summary()
+        self._lazy.start()
+
+    def paths(self) -> list[Path]:
+        return list(self._items)
+
+    def state(self, path: Path) -> str | None:
+        return self._states.get(Path(path))
+
+    def flags(self, path: Path) -> ConfidenceFlags | None:
+        return self._flags.get(Path(path))
+
+    def item_text(self, path: Path) -> str:
+        return self._items[Path(path)].text()
+
+    def set_state(
+        self, path: Path | None, state: str | None = None, flags: ConfidenceFlags | bool | None = False
+    ) -> None:
+        """Update one row; ``flags=False`` keeps the flags it had. Unknown paths (a file opened alone) are ignored."""
+        if path is None or Path(path) not in self._items:
+            return
+        path = Path(path)
+        if state is not None:
+            self._states[path] = state
+        if flags is not False:
+            self._flags[path] = flags  # type: ignore[assignment]
+        self._refresh(path)
+        self._update_summary()
+
+    def select(self, path: Path) -> None:
+        item = self._items.get(Path(path))
+        if item is not None:
+            self.list.blockSignals(True)
+            self.list.setCurrentItem(item)
+            self.list.blockSignals(False)
+            self.list.scrollToItem(item)
+
+    def neighbour(self, path: Path | None, step: int) -> Path | None:
+        """The image ``step`` rows after (or before) ``path``; None past either end."""
+        paths = self.paths()
+        if not paths:
+            return None
+        if path is None or Path(path) not in self._items:
+            return paths[0] if step > 0 else paths[-1]
+        index = paths.index(Path(path)) + step
+        return paths[index] if 0 <= index < len(paths) else None
+
+    # -- drawing -------------------------------------------------------------------------------------------------
+    def _refresh(self, path: Path) -> None:
+        item, state, flags = self._items[path], self._states[path], self._flags[path]
+        lines = [path.name, state]
+        if flags is not None and flags.any:
+            lines[1] += "  ⚠ " + ", ".join(flags.labels())
+        item.setText("\n".join(lines))
+        warn = state == CANNOT_OPEN or (flags is not None and flags.any)
+        item.setForeground(QColor("#a4262c") if warn else self.list.palette().text().color())
+        check = f"\nCheck: {', '.join(flags.labels())}" if flags is not None and flags.any else ""
+        item.setToolTip(f"{path}\nState: {state}{check}")
+
+    def _update_summary(self) -> None:
+        counts = {state: 0 for state in STATES}
+        for state in self._states.values():
+            counts[state] = counts.get(state, 0) + 1
+        flagged = sum(1 for flags in self._flags.values() if flags is not None and flags.any)
+        parts = [f"{len(self._items)} images", f"{counts[EDITED]} edited", f"{counts[EXPORTED]} exported"]
+        parts.append(f"{flagged} flagged")
+        self.summary.setText(" · ".join(parts))
+
+    # -- lazy thumbnails ---------------------------------------------------------------------------------------
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._lazy.start()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._lazy.start()
+
+    def _load_visible_thumbnails(self) -> None:
+        if not self._items or not self.list.isVisible():
+            return
+        viewport = self.list.viewport().rect()
+        first = self.list.indexAt(viewport.topLeft()).row()
+        last = self.list.indexAt(viewport.bottomLeft()).row()
+        first = max(first, 0)
+        last = self.list.count() - 1 if last < 0 else last
+        wanted = [Path(self.list.item(row).data(PATH_ROLE)) for row in range(first, min(last + 3, self.list.count()))]
+        wanted = [path for path in wanted if path not in self._thumbnailed]
+        if wanted:
+            self.thumbnails.start(thumbnail_task, wanted, THUMBNAIL)
+
+    def _thumbnail_ready(self, value: object) -> None:
+        path, image = value  # type: ignore[misc]
+        self._thumbnailed.add(path)
+        item = self._items.get(path)
+        if item is not None and image is not None:
+            item.setIcon(QIcon(QPixmap.fromImage(image)))
+
+    def _activated(self, item: QListWidgetItem | None, _previous: QListWidgetItem | None = None) -> None:
+        if item is not None:
+            self.imageActivated.emit(Path(item.data(PATH_ROLE)))
+
+
+def _placeholder_icon() -> QIcon:
+    pixmap = QPixmap(THUMBNAIL, THUMBNAIL)
+    pixmap.fill(QColor("#d0d0d0"))
+    return QIcon(pixmap)

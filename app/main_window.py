@@ -1,0 +1,498 @@
+"""The LesionLens main window: opens images, runs the model off the GUI thread, and wires the panels to the document.
+
+The window is glue. State lives in :class:`LesionDocument`; drawing and editing in :class:`LesionCanvas`; slow work
+in :mod:`app.workers`; autosave and export in :mod:`app.persistence` and :mod:`app.exporting`. The flow for one
+image: load (thread) -> restore autosaved edits -> segment (thread) -> measure (thread, debounced) -> autosave
+(thread, debounced) -> export on request.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent
+from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QFileDialog, QLineEdit, QMainWindow, QWidget
+
+from app.about import AboutDialog
+from app.actions import ShortcutsDialog, is_shortcut, new_action
+from app.batch_dialog import BatchDialog
+from app.calibration import CalibrationController
+from app.canvas import LesionCanvas, Tool
+from app.document import LesionDocument
+from app.editing import CleanupController
+from app.exporting import ExportController
+from app.folder_panel import AI_MASK, CANNOT_OPEN, EDITED, EXPORTED, NOT_SEGMENTED, FolderPanel, images_in
+from app.layout import build_layout, build_menus
+from app.model_state import ModelController
+from app.panels import colour_to_hex, flags_text, hex_to_colour
+from app.persistence import AutosaveController, saved_time, window_settings
+from app.settings import Settings, app_data_dir, load_settings, save_settings
+from app.startup import install_excepthook, parse_args, setup_logging
+from app.workers import TaskRunner, analyse_task, load_image_task, new_pool, segment_task
+from segmentation.export import OverlayStyle, export_paths
+from segmentation.imageio import SUPPORTED_EXTENSIONS, OutputWriteError
+from segmentation.inference import Predictor
+from segmentation.postprocess import CLEANUP_STEPS
+from segmentation.resources import samples_dir
+
+log = logging.getLogger("lesionlens.gui")
+SAMPLE_NAME = "ISIC_0014572.jpg"
+ANALYSIS_DELAY_MS = 150
+KEY_EVENTS = (QEvent.Type.KeyPress, QEvent.Type.KeyRelease)
+DROP_EVENTS = (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop)
+TOOLS = {"tool_navigate": Tool.NAVIGATE, "tool_brush": Tool.BRUSH, "tool_eraser": Tool.ERASER,
+         "tool_vertices": Tool.VERTICES, "tool_calibrate": Tool.CALIBRATE}  # fmt: skip
+
+
+class MainWindow(QMainWindow):
+    """The editor window. Signals let tests (and the screenshot script) wait for work without sleeping."""
+
+    imageLoaded = Signal(Path)
+    segmented = Signal(Path)
+    analysed = Signal()
+    modelLoaded = Signal(bool)  # True: a predictor is ready; False: segmentation is off (see ``model.problem``)
+
+    def __init__(
+        self, *, weights: Path | None = None, device: str | None = None, settings_path: Path | None = None
+    ) -> None:
+        super().__init__()
+        self.settings_path = settings_path
+        self.settings: Settings = load_settings(settings_path)
+        self.document = LesionDocument(self)
+        self.canvas = LesionCanvas(self.document)
+        self.pools = {name: new_pool(n, self) for name, n in (("io", 2), ("model", 1), ("analysis", 1))}
+        self.loader = TaskRunner("open the image", self.pools["io"], self)
+        self.segmenter = TaskRunner("segment the image", self.pools["model"], self)
+        self.analyser = TaskRunner("measure the lesion", self.pools["analysis"], self)
+        self.autosave = AutosaveController(self.document, app_data_dir() / "autosave", self)
+        self.exporter = ExportController(self.document, self.pools["io"], self)
+        self.cleanup = CleanupController(self.document, self.pools["analysis"], self)
+        self.folder_panel = FolderPanel(self)
+        self.batch_dialog: BatchDialog | None = None
+        self.last_error = ""
+        self._pending_segment = False
+        self._opening: Path | None = None
+        self._analysis_timer = QTimer(self, singleShot=True, interval=ANALYSIS_DELAY_MS)
+        self._analysis_timer.timeout.connect(self._start_analysis)
+        self._settings_timer = QTimer(self, singleShot=True, interval=1000)
+        self._settings_timer.timeout.connect(self.save_settings)
+        self.named_actions: dict[str, QAction] = {}
+        build_layout(self)  # panels, banners, docks, status bar
+        self.model = ModelController(self)
+        self.calibration = CalibrationController(self)
+        self._create_actions()
+        build_menus(self)
+        self._connect()
+        self._apply_settings()
+        self.setWindowTitle("LesionLens")
+        state = window_settings()
+        if not self.restoreGeometry(state.value("geometry", b"")):
+            self.resize(1440, 900)
+        self.restoreState(state.value("state", b""))
+        self.folder_panel.hide()  # until a folder is opened, whatever the last session showed
+        self.exporter.last_folder = str(state.value("export_folder", ""))
+        self._update_actions()
+        self.load_model(weights, device)
+
+    # -- set-up --------------------------------------------------------------------------------------------------
+    def _create_actions(self) -> None:
+        a, doc = self.named_actions, self.document
+        for name, slot in (
+            ("open", self.choose_files), ("open_folder", self.choose_folder), ("export", self.export),
+            ("batch", self.show_batch_dialog), ("choose_weights", self.model.choose), ("quit", self.close),
+            ("next_image", lambda: self.step_image(1)), ("previous_image", lambda: self.step_image(-1)),
+            ("segment", self.segment), ("cancel", self.cancel_segmentation),
+            ("reset_mask", doc.reset_to_model), ("zoom_in", lambda: self.canvas.zoom_by(1.25)),
+            ("zoom_out", lambda: self.canvas.zoom_by(0.8)), ("zoom_fit", self.canvas.zoom_to_fit),
+            ("zoom_actual", self.canvas.zoom_actual_size), ("set_calibration", self.calibration.enter),
+            ("clear_calibration", lambda: self.calibration.set(None)), ("help", self.show_shortcuts),
+            ("about", self.show_about),
+        ):  # fmt: skip
+            a[name] = new_action(self, name, slot)
+        for name in CLEANUP_STEPS:
+            a[name] = new_action(self, name, lambda _=False, s=name: self.cleanup.run(s))
+        a["undo"] = new_action(self, "undo", action=doc.undo_stack.createUndoAction(self, "Undo"))
+        a["redo"] = new_action(self, "redo", action=doc.undo_stack.createRedoAction(self, "Redo"))
+        group = QActionGroup(self)
+        for name, tool in TOOLS.items():
+            a[name] = new_action(self, name, checkable=True, checked=tool is Tool.NAVIGATE)
+            a[name].triggered.connect(lambda _=False, t=tool: self.set_tool(t))
+            group.addAction(a[name])
+        a["toggle_fill"] = new_action(self, "toggle_fill", lambda on: self._set_style(fill=on), checkable=True)
+        a["toggle_boundary"] = new_action(
+            self, "toggle_boundary", lambda on: self._set_style(boundary=on), checkable=True
+        )
+        self.status.cancel_button.setDefaultAction(a["cancel"])
+        self.weights_banner.button.clicked.connect(self.model.choose)
+        self.addActions(list(a.values()))  # shortcuts work with the menu bar hidden too
+
+    def _connect(self) -> None:
+        doc, canvas = self.document, self.canvas
+        doc.maskChanged.connect(self._mask_changed)
+        doc.segmentationChanged.connect(self._update_actions)
+        canvas.cursorMoved.connect(self.status.set_position)
+        canvas.zoomChanged.connect(self.status.set_zoom)
+        canvas.brushRadiusChanged.connect(lambda r: self.remember(brush_radius=r))
+        QApplication.instance().installEventFilter(self)  # keys, whichever widget has the focus
+        canvas.viewport().installEventFilter(self)  # drops: the view would take them for its scene
+        self.setAcceptDrops(True)
+        self.overlay_panel.styleChanged.connect(self._style_changed)
+        self.overlay_panel.thresholdChanged.connect(self._threshold_changed)
+        self.folder_panel.imageActivated.connect(self.open_image)
+        self.loader.finished.connect(self._image_loaded)
+        self.loader.failed.connect(self._image_failed)
+        self.model.loaded.connect(self._model_ready)
+        self.segmenter.finished.connect(self._segmented)
+        self.segmenter.failed.connect(lambda message: self.show_error(f"Segmentation failed: {message}"))
+        self.segmenter.cancelled.connect(lambda: self.status.say("Segmentation cancelled; the image is yours."))
+        self.analyser.finished.connect(self._analysis_done)
+        self.analyser.failed.connect(lambda message: self.status.say(message))
+        self.autosave.failed.connect(self.show_error)
+        self.cleanup.done.connect(self.status.say)
+        self.exporter.exported.connect(self._exported)
+        self.exporter.failed.connect(lambda message: self.show_error(f"Export failed: {message}"))
+        self.exporter.declined.connect(lambda: self.status.say("Export cancelled; the earlier export was kept."))
+        for runner, key, text in (
+            (self.loader, "open", "Opening the image…"),
+            (self.model.runner, "model", "Loading the model…"),
+            (self.segmenter, "segment", "Segmenting…"),
+            (self.exporter.runner, "export", "Exporting…"),
+            (self.cleanup.runner, "cleanup", "Cleaning up the mask…"),
+        ):
+            runner.busyChanged.connect(
+                lambda busy, k=key, t=text: self.status.begin_busy(k, t) if busy else self.status.end_busy(k)
+            )
+            runner.busyChanged.connect(self._update_actions)
+
+    def _apply_settings(self) -> None:
+        s = self.settings
+        style = OverlayStyle(hex_to_colour(s.overlay_colour), s.overlay_opacity, s.show_fill, s.show_boundary)
+        self.overlay_panel.set_style(style)
+        self._style_changed(style, save=False)
+        self.overlay_panel.set_threshold(s.threshold)
+        self.document.threshold = s.threshold
+        self.canvas.set_brush_radius(s.brush_radius)
+        self.calibration_box.set_value(s.mm_per_pixel)
+
+    # -- the model -------------------------------------------------------------------------------------------------
+    @property
+    def predictor(self) -> Predictor | None:
+        return self.model.predictor
+
+    def load_model(self, weights: Path | None = None, device: str | None = None) -> None:
+        """Load a model in the background; a new model segments the open image again."""
+        self._pending_segment = self.document.image is not None
+        self.model.load(weights, device)
+        self._update_actions()
+
+    def _model_ready(self, ok: bool) -> None:
+        if ok:
+            self.autosave.model_sha256 = self.predictor.info.sha256
+        self._update_actions()
+        self.modelLoaded.emit(ok)
+        if ok and self.document.image is not None and self._pending_segment:
+            self.segment()
+
+    # -- opening ---------------------------------------------------------------------------------------------------
+    def open_paths(self, paths: list[Path]) -> None:
+        """Files and folders from the command line, a dialog or a drop: list them and open the first."""
+        images: list[Path] = []
+        for path in map(Path, paths):
+            images += images_in(path) if path.is_dir() else [path]
+            self.remember(last_folder=str(path if path.is_dir() else path.parent))
+        if not images:
+            self.show_error("No images there (LesionLens opens JPEG, PNG, BMP and TIFF files).")
+            return
+        listed = self.folder_panel.paths()
+        if len(images) > 1 or any(Path(p).is_dir() for p in paths):
+            self.folder_panel.set_paths(images, {p: self._initial_state(p) for p in images})
+            self.folder_panel.show()
+        elif images[0] not in listed:  # one file from elsewhere: the list would be misleading
+            self.folder_panel.set_paths([])
+            self.folder_panel.hide()
+        self.open_image(images[0])
+
+    def open_image(self, path: Path) -> None:
+        """Open ``path`` (decoded off the GUI thread); the edits on the current image are saved first."""
+        path = Path(path)
+        if path == self.document.path and self._opening is None:
+            return
+        self.autosave.save_now()
+        self._opening = path
+        self.folder_panel.select(path)
+        self.loader.start(load_image_task, path)
+
+    def _image_loaded(self, result: object) -> None:
+        path, image = result  # type: ignore[misc]
+        self._opening = None
+        self.message_banner.hide()
+        self.flags_banner.hide()
+        self.document.open_image(path, image)
+        self.document.set_threshold(self.settings.threshold)  # the next image starts from the remembered one
+        self.document.set_calibration(self.settings.mm_per_pixel)
+        exported = self.folder_panel.state(path) == EXPORTED
+        restored = self.autosave.restore()
+        self.folder_panel.set_state(path, EXPORTED) if exported else None  # restoring is not a new edit
+        self.overlay_panel.set_threshold(self.document.threshold)
+        if restored is not None:
+            self.status.say(f"Restored your edits from {saved_time(restored.saved_at)}.", 0)
+        self.setWindowTitle(f"{path.name}[*] — LesionLens")
+        self.imageLoaded.emit(path)
+        self.segment()
+
+    def _image_failed(self, message: str) -> None:
+        path, self._opening = self._opening, None
+        self.show_error(f"Cannot open the image. {message}")
+        self.folder_panel.set_state(path, CANNOT_OPEN)
+        if self.document.path is not None:
+            self.folder_panel.select(self.document.path)
+
+    def step_image(self, step: int) -> None:
+        target = self.folder_panel.neighbour(self._opening or self.document.path, step)
+        if target is None:
+            self.status.say("No next image." if step > 0 else "No previous image.")
+        else:
+            self.open_image(target)
+
+    def choose_files(self) -> None:
+        patterns = " ".join(f"*{ext}" for ext in sorted(SUPPORTED_EXTENSIONS))
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Open images", self.settings.last_folder, f"Images ({patterns});;All files (*)"
+        )
+        if files:
+            self.open_paths([Path(f) for f in files])
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images", self.settings.last_folder)
+        if folder:
+            self.open_paths([Path(folder)])
+
+    def _initial_state(self, path: Path) -> str:
+        folder = self.exporter.last_folder
+        if folder and export_paths(path, Path(folder), ("mask",))["mask"].exists():
+            return EXPORTED
+        return EDITED if self.autosave.has(path) else NOT_SEGMENTED
+
+    # -- segmentation ----------------------------------------------------------------------------------------
+    def segment(self) -> None:
+        """Run the model on the open image in the background (an edited mask is kept; see document)."""
+        doc = self.document
+        if doc.image is None:
+            return
+        if self.predictor is None:
+            self._pending_segment = self.model.runner.busy
+            return
+        self._pending_segment = False
+        self.segmenter.start(segment_task, self.predictor, doc.path, doc.image, doc.threshold)
+
+    def cancel_segmentation(self) -> None:
+        self.segmenter.cancel()
+
+    def _segmented(self, result: object) -> None:
+        path, segmentation = result  # type: ignore[misc]
+        if path != self.document.path or self.document.image is None:
+            return  # the user moved on
+        self.document.set_segmentation(segmentation)
+        if self.folder_panel.state(path) in (NOT_SEGMENTED, CANNOT_OPEN):  # keep "edited" / "exported"
+            self.folder_panel.set_state(path, EDITED if self.document.edited else AI_MASK)
+        self._update_actions()
+        self.segmented.emit(path)
+
+    # -- document changes --------------------------------------------------------------------------------------
+    def _mask_changed(self) -> None:
+        doc = self.document
+        self.schedule_analysis()
+        self.autosave.schedule()
+        self.setWindowModified(doc.edited)
+        if doc.edited and self.folder_panel.state(doc.path) != EDITED:
+            self.folder_panel.set_state(doc.path, EDITED)
+        self._update_actions()
+
+    def schedule_analysis(self) -> None:
+        """Measure and flag the mask 150 ms after the last change, so a burst of changes is measured once."""
+        self._analysis_timer.start()
+
+    def _start_analysis(self) -> None:
+        doc = self.document
+        if doc.mask is None or doc.image is None:
+            self.measurements_panel.show_measurements(None, doc.mm_per_pixel)
+            return
+        probability = doc.segmentation.probability if doc.segmentation is not None else None
+        self.analyser.start(
+            analyse_task, doc.path, doc.mask.copy(), doc.image, doc.mm_per_pixel, probability, doc.threshold
+        )
+
+    def _analysis_done(self, result: object) -> None:
+        path, measurements, flags = result  # type: ignore[misc]
+        if path != self.document.path:
+            return
+        self.measurements_panel.show_measurements(measurements, self.document.mm_per_pixel)
+        text = flags_text(flags)
+        self.flags_banner.show_message(text, "warning") if text else self.flags_banner.hide()
+        self.folder_panel.set_state(path, None, flags)
+        self.analysed.emit()
+
+    def _threshold_changed(self, threshold: float) -> None:
+        self.remember(threshold=threshold)
+        self.document.set_threshold(threshold)
+
+    def _update_actions(self, *_: object) -> None:
+        doc, a = self.document, self.named_actions
+        if not a:
+            return
+        has_mask, can_segment = doc.mask is not None, self.predictor is not None and doc.image is not None
+        a["segment"].setEnabled(can_segment and not self.segmenter.busy)
+        a["cancel"].setEnabled(self.segmenter.busy)
+        a["export"].setEnabled(has_mask and not self.exporter.busy)
+        a["reset_mask"].setEnabled(doc.segmentation is not None and doc.edited)
+        for name in CLEANUP_STEPS:
+            a[name].setEnabled(has_mask and not self.cleanup.busy)
+        self.overlay_panel.set_threshold_usable(doc.segmentation is not None, doc.edited)
+
+    # -- overlay and tools -------------------------------------------------------------------------------------------
+    def _style_changed(self, style: OverlayStyle, *, save: bool = True) -> None:
+        self.canvas.set_overlay_style(style)
+        for name, on in (("toggle_fill", style.fill), ("toggle_boundary", style.boundary)):
+            if name in self.named_actions:
+                self.named_actions[name].blockSignals(True)
+                self.named_actions[name].setChecked(on)
+                self.named_actions[name].blockSignals(False)
+        if save:
+            colour = colour_to_hex(style.colour)
+            self.remember(overlay_colour=colour, overlay_opacity=style.opacity, show_fill=style.fill,
+                          show_boundary=style.boundary)  # fmt: skip
+
+    def _set_style(self, **changes: object) -> None:
+        style = replace(self.overlay_panel.style, **changes)
+        self.overlay_panel.set_style(style)
+        self._style_changed(style)
+
+    def set_tool(self, tool: Tool) -> None:
+        self.canvas.set_tool(tool)
+        self.named_actions[next(name for name, t in TOOLS.items() if t is tool)].setChecked(True)
+        if tool is Tool.CALIBRATE:
+            self.status.say("Draw a line along something of known length (a ruler in the photo).")
+
+    # -- export, batch, dialogs ----------------------------------------------------------------------------------
+    def export(self, out_dir: Path | None = None) -> bool:
+        """File > Export: ask for a folder (the last one offered first) and export in the background."""
+        return self.exporter.export(self.overlay_panel.style, out_dir if isinstance(out_dir, Path) else None)
+
+    def _exported(self, path: Path, written: dict) -> None:
+        window_settings().setValue("export_folder", self.exporter.last_folder)
+        self.folder_panel.set_state(path, EXPORTED)
+        self.status.say(f"Exported {len(written)} files to {self.exporter.last_folder}.")
+
+    def show_batch_dialog(self) -> BatchDialog:
+        if self.batch_dialog is None:
+            self.batch_dialog = BatchDialog(lambda: self.predictor, threshold=self.settings.threshold, parent=self)
+            self.batch_dialog.openImage.connect(lambda path: self.open_paths([path]))
+            if self.settings.last_folder:
+                self.batch_dialog.set_inputs([Path(self.settings.last_folder)])
+        self.batch_dialog.show()
+        self.batch_dialog.raise_()
+        return self.batch_dialog
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        return self._show(ShortcutsDialog(self))
+
+    def show_about(self) -> AboutDialog:
+        predictor = self.predictor
+        device = predictor.device_description if predictor else ""
+        return self._show(AboutDialog(predictor.info if predictor else None, device, self.model.problem, self))
+
+    def _show(self, dialog):
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def show_error(self, text: str) -> None:
+        """A problem the clinician must see, without a modal box in the way of their work."""
+        self.last_error = text
+        self.message_banner.show_message(text, "error")
+        self.status.say(text)
+
+    def remember(self, **changes: object) -> None:
+        """Change preferences and save them a second later (a slider drag saves once, a crash loses none)."""
+        for key, value in changes.items():
+            setattr(self.settings, key, value)
+        self._settings_timer.start()
+
+    def save_settings(self) -> None:
+        try:
+            save_settings(self.settings, self.settings_path)
+        except OutputWriteError as error:
+            self.status.say(f"Could not save the preferences: {error}")
+
+    # -- events ------------------------------------------------------------------------------------------------
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Peek works whichever widget of this window has the focus; files dropped on the image open."""
+        kind = event.type()
+        if kind in KEY_EVENTS and is_shortcut("peek", event) and self._ours(watched, typing_ok=False):
+            if not event.isAutoRepeat():
+                self.canvas.set_peek(kind == QEvent.Type.KeyPress)
+            return True
+        if kind == QEvent.Type.WindowDeactivate and watched is self:
+            self.canvas.set_peek(False)  # the key may be released in another window: never stay peeking
+        if kind in DROP_EVENTS and watched is self.canvas.viewport():
+            return self._drop(event)
+        return super().eventFilter(watched, event)
+
+    def _ours(self, watched: QObject, *, typing_ok: bool = True) -> bool:
+        if not isinstance(watched, QWidget) or watched.window() is not self:
+            return False
+        return typing_ok or not isinstance(watched, QLineEdit | QAbstractSpinBox)
+
+    def dropEvent(self, event) -> None:
+        self._drop(event)
+
+    dragEnterEvent = dragMoveEvent = dropEvent
+
+    def _drop(self, event) -> bool:
+        paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        if not paths:
+            return False
+        event.acceptProposedAction()
+        if event.type() == QEvent.Type.Drop:
+            self.open_paths(paths)
+        return True
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        QApplication.instance().removeEventFilter(self)
+        self.autosave.save_now(wait=True)
+        self.save_settings()
+        state = window_settings()
+        state.setValue("geometry", self.saveGeometry())
+        state.setValue("state", self.saveState())
+        self.hide()  # gone for the user at once; the threads below finish behind the scenes
+        if self.batch_dialog is not None:
+            self.batch_dialog.cancel()  # stops after the image in progress, whose mask is then complete
+            self.batch_dialog.close()
+            self.batch_dialog.runner.wait(60_000)
+        for runner in (self.loader, self.model.runner, self.segmenter, self.analyser, self.exporter.runner,
+                       self.cleanup.runner, self.folder_panel.thumbnails):  # fmt: skip
+            runner.cancel()  # their files are written completely all the same: the pools are waited for
+        for pool in (*self.pools.values(), self.folder_panel.thumbnails.pool):
+            pool.waitForDone(10_000)  # a running torch call cannot be interrupted; it is short on small images
+        super().closeEvent(event)
+
+
+# ------------------------------------------------------------------------------------------------------ entry
+def run(argv: list[str]) -> int:
+    """``lesionlens [IMAGE_OR_FOLDER...] [--weights FILE] [--device ...]``: open the window (a sample by default)."""
+    args, qt_args = parse_args(argv)
+    setup_logging()
+    app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
+    app.setApplicationName("LesionLens")
+    app.setOrganizationName("LesionLens")
+    window = MainWindow(weights=args.weights, device=args.device)
+    install_excepthook(lambda: window)
+    window.show()
+    sample = samples_dir() / SAMPLE_NAME
+    if args.paths or sample.exists():
+        window.open_paths(args.paths or [sample])
+    return app.exec()

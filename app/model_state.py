@@ -1,0 +1,77 @@
+"""Which model the window uses: loaded once, off the GUI thread, and honest about it when there is none.
+
+Weights come from ``--weights``, else the file the user chose last time, else the bundled model. A missing or
+broken file never stops the app: segmentation is switched off and a banner says why and offers another file. A model
+without validation results is labelled as such, so an untrained network is never presented as segmenting lesions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QFileDialog
+
+from app.about import NO_VALIDATION
+from app.workers import TaskRunner, load_predictor_task
+from segmentation.inference import Predictor
+from segmentation.resources import default_weights_path
+
+if TYPE_CHECKING:
+    from app.main_window import MainWindow
+
+
+class ModelController(QObject):
+    """Owns the Predictor; ``loaded(True)`` when one is ready, ``loaded(False)`` when segmentation is off."""
+
+    loaded = Signal(bool)
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.predictor: Predictor | None = None
+        self.problem = "loading the model…"
+        self.runner = TaskRunner("load the model", window.pools["io"], self)
+        self.runner.finished.connect(self._loaded)
+        self.runner.failed.connect(self._failed)
+
+    def weights_path(self, weights: Path | None) -> Path:
+        remembered = Path(self.window.settings.weights) if self.window.settings.weights else None
+        return weights or (remembered if remembered and remembered.exists() else None) or default_weights_path()
+
+    def load(self, weights: Path | None = None, device: str | None = None) -> None:
+        """Load in the background: ``weights``, else the remembered file, else the bundled model."""
+        window = self.window
+        self.predictor, self.problem = None, "loading the model…"
+        window.status.set_model("", "", "")
+        window.weights_banner.hide()
+        self.runner.start(load_predictor_task, self.weights_path(weights), device or window.settings.device)
+
+    def choose(self) -> None:
+        """File > Choose weights…: pick a file, remember it, load it."""
+        start = self.window.settings.weights or str(default_weights_path().parent)
+        file, _ = QFileDialog.getOpenFileName(
+            self.window, "Choose a model", start, "LesionLens weights (*.safetensors)"
+        )
+        if file:
+            self.window.remember(weights=file)
+            self.window.load_model(Path(file))
+
+    def _loaded(self, result: object) -> None:
+        self.predictor, note = result  # type: ignore[misc]
+        info, status, device = self.predictor.info, self.window.status, self.predictor.device_description
+        self.problem = ""
+        status.set_model(info.name, info.short_hash, device)
+        if not info.validation:
+            self.window.weights_banner.show_message(f"Model “{info.name}”: {NO_VALIDATION}", "error")
+        status.say(note or f"Model {info.name} ready on {device}.")
+        self.loaded.emit(True)
+
+    def _failed(self, message: str) -> None:
+        self.predictor, self.problem = None, message
+        text = f"Segmentation is off: no usable model ({message}). Choose a LesionLens weights file to segment."
+        self.window.weights_banner.show_message(text, "error")
+        self.window.status.set_model("", "", "")
+        self.window.status.say("Segmentation is off: no usable model. Use File > Choose weights…", 0)
+        self.loaded.emit(False)

@@ -1,0 +1,127 @@
+"""Autosave of the clinician's work, and where the window keeps its own (Qt) state.
+
+Every mask change restarts a 500 ms timer; when it fires, the state is written by a background thread (a PNG of a
+24-megapixel mask takes a noticeable moment) through :class:`AutosaveStore`, which writes atomically. Switching
+images and closing the window save at once. So a crash loses at most the last stroke, and the window never waits
+for the disk while the clinician draws.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QSettings, QTimer, Signal
+
+from app.document import LesionDocument
+from app.settings import app_data_dir
+from app.workers import new_pool
+from segmentation.autosave import AutosaveStore, SavedState
+
+log = logging.getLogger("lesionlens.gui")
+AUTOSAVE_DELAY_MS = 500
+
+
+def window_settings() -> QSettings:
+    """QSettings("LesionLens", "LesionLens") for geometry; an ini file inside $LESIONLENS_HOME when that is set,
+    so tests and portable installs never touch the user's real settings."""
+    if os.environ.get("LESIONLENS_HOME"):
+        return QSettings(str(app_data_dir() / "window.ini"), QSettings.Format.IniFormat)
+    return QSettings("LesionLens", "LesionLens")
+
+
+def saved_time(saved_at: str) -> str:
+    """'14:02' today, else '3 Mar 14:02', in local time, from the store's UTC ISO stamp."""
+    try:
+        moment = datetime.fromisoformat(saved_at).astimezone()
+    except ValueError:
+        return saved_at
+    if moment.date() == datetime.now().astimezone().date():
+        return moment.strftime("%H:%M")
+    return moment.strftime("%d %b %Y %H:%M")
+
+
+class AutosaveController(QObject):
+    """Saves the document's state after changes (debounced) and restores it when an image is opened."""
+
+    saved = Signal(Path)
+    failed = Signal(str)
+
+    def __init__(self, document: LesionDocument, folder: Path | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.store = AutosaveStore(folder or app_data_dir() / "autosave")
+        self.model_sha256 = ""
+        self._timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
+        self._timer.timeout.connect(self.save_now)
+        self._pool = new_pool(1, self)  # one writer, in order: saves of one image never overlap, none is dropped
+
+    def schedule(self) -> None:
+        """A mask change happened: save in a moment (restarts the timer, so a burst of changes saves once)."""
+        if self._worth_saving():
+            self._timer.start()
+
+    def save_now(self, *, wait: bool = False) -> None:
+        """Save the current state now (image switch, close); ``wait`` blocks until it is on disk."""
+        self._timer.stop()
+        state = self._state()
+        if state is None:
+            return
+        path = self.document.path
+        if wait:
+            self._pool.waitForDone(10_000)
+            self._write(path, state)
+        else:
+            self._pool.start(lambda: self._write(path, state))
+
+    def _write(self, path: Path, state: SavedState) -> None:
+        """Runs on the writer thread (or the GUI thread when waiting); signals reach the GUI thread queued."""
+        try:
+            self.store.save(path, state)
+        except Exception as error:
+            log.exception("autosave of %s failed", path)
+            self.failed.emit(f"Autosave failed, your latest edits are not saved on disk: {error}")
+        else:
+            self.saved.emit(path)
+
+    def restore(self) -> SavedState | None:
+        """Apply a saved state of the open image, if there is one of the same size; returns it."""
+        document = self.document
+        if document.path is None or document.image is None:
+            return None
+        state = self.store.load(document.path, document.image.shape[:2])
+        if state is None:
+            return None
+        document.restore(state.mask, edited=state.edited, threshold=state.threshold, cleanup=state.cleanup)
+        if state.mm_per_pixel is not None:
+            document.set_calibration(state.mm_per_pixel)
+        return state
+
+    def has(self, path: Path) -> bool:
+        return self.store.has(path)
+
+    def wait(self, msecs: int = 10_000) -> bool:
+        return self._pool.waitForDone(msecs)
+
+    def _worth_saving(self) -> bool:
+        """Edits, or an image with a state saved before (its reset must be saved too); not every fresh AI mask."""
+        document = self.document
+        if document.path is None or document.mask is None:
+            return False
+        return document.edited or document.undo_stack.count() > 0 or self.store.has(document.path)
+
+    def _state(self) -> SavedState | None:
+        if not self._worth_saving():
+            return None
+        document = self.document
+        segmentation = document.segmentation
+        return SavedState(
+            mask=document.mask.copy(),
+            threshold=document.threshold,
+            edited=document.edited,
+            cleanup=tuple(document.cleanup),
+            mm_per_pixel=document.mm_per_pixel,
+            model_sha256=segmentation.model_sha256 if segmentation else self.model_sha256,
+        )

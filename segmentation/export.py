@@ -1,0 +1,277 @@
+"""Export of one image's lesion result: mask, overlay, boundary polygons and measurements (no Qt).
+
+An export is all-or-nothing: everything is computed before the first byte is written, every file is written
+atomically (``segmentation.imageio``), and if one write fails (a full disk, a lost share) the files this call
+already wrote are removed again, so a folder never holds half an export that looks complete. Earlier exports are
+never overwritten unless the caller says so, and the source image is never written: a clinician's original is
+evidence, an export is derived from it.
+
+Provenance (model, threshold, edits, calibration, app version, time, and the SHA-256 of the source file) goes into
+the boundary JSON and the measurements CSV, so an exported result can be traced to the exact image and model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import math
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from segmentation import __version__
+from segmentation.imageio import OutputWriteError, atomic_write_bytes, mask_path_for, write_image, write_mask
+from segmentation.measurements import LesionMeasurements, measure_lesion
+from segmentation.polygon import mask_to_polygons
+
+__all__ = [
+    "BOUNDARY_TOLERANCE_PX",
+    "COORDINATE_CONVENTION",
+    "EXPORT_KINDS",
+    "ExportExistsError",
+    "OverlayStyle",
+    "export_lesion",
+    "export_paths",
+    "render_overlay",
+]
+
+EXPORT_KINDS: tuple[str, ...] = ("mask", "overlay", "boundary", "measurements")
+#: Douglas-Peucker tolerance of the exported polygons: half a pixel keeps the outline within the pixel grid's own
+#: precision while dropping the staircase vertices of straight runs.
+BOUNDARY_TOLERANCE_PX = 0.5
+COORDINATE_CONVENTION = "(x, y) = pixel centre"
+_SUFFIXES = {
+    "overlay": "_overlay.png",
+    "boundary": "_boundary.json",
+    "measurements": "_measurements.csv",
+}
+
+
+@dataclass(frozen=True)
+class OverlayStyle:
+    """How the lesion is drawn over the image: ``colour`` is RGB, ``opacity`` (0-1) applies to the fill only."""
+
+    colour: tuple[int, int, int] = (0, 255, 0)
+    opacity: float = 0.35
+    fill: bool = True
+    boundary: bool = True
+
+    def __post_init__(self) -> None:
+        # Checked here so a bad style fails where it is made (a settings file, a slider), not at export time.
+        if len(self.colour) != 3 or not all(isinstance(c, int | np.integer) and 0 <= c <= 255 for c in self.colour):
+            raise ValueError(f"colour must be three integers 0-255 (R, G, B), got {self.colour!r}")
+        if not (math.isfinite(self.opacity) and 0.0 <= self.opacity <= 1.0):
+            raise ValueError(f"opacity must be within 0..1, got {self.opacity}")
+
+
+class ExportExistsError(Exception):
+    """Files of an earlier export are in the way and ``overwrite`` was not given; ``paths`` lists them."""
+
+    def __init__(self, paths: Iterable[Path]) -> None:
+        self.paths = [Path(p) for p in paths]
+        super().__init__(self.paths)  # args kept so the error pickles across worker processes
+
+    def __str__(self) -> str:
+        names = ", ".join(p.name for p in self.paths)
+        return f"{len(self.paths)} file(s) of an earlier export already exist: {names}"
+
+
+def _check_image_and_mask(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+        raise ValueError(f"image must be an RGB uint8 HxWx3 array, got {image.dtype} {image.shape}")
+    mask = np.asarray(mask)
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"mask shape {mask.shape} does not match the image's {image.shape[:2]}")
+    return image, mask if mask.dtype == np.bool_ else mask != 0
+
+
+def render_overlay(image: np.ndarray, mask: np.ndarray, style: OverlayStyle) -> np.ndarray:
+    """The image with the lesion filled (alpha-blended ``colour`` at ``opacity``) and outlined, as a new array.
+
+    The outline follows every edge of the mask (holes included), so what is drawn is exactly what the exported
+    mask contains; its width is about 1/300 of the shorter image side so it stays visible on large photos.
+    """
+    image, mask = _check_image_and_mask(image, mask)
+    out = image.copy()
+    colour = np.asarray(style.colour, dtype=np.float32)
+    if style.fill and style.opacity > 0 and mask.any():
+        blended = out[mask].astype(np.float32) * (1.0 - style.opacity) + colour * style.opacity
+        out[mask] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    if style.boundary and mask.any():
+        thickness = max(1, round(min(mask.shape) / 300))
+        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+        rgb = tuple(int(c) for c in style.colour)  # the array is RGB, so the colour goes in RGB order
+        cv2.drawContours(out, contours, -1, rgb, thickness, lineType=cv2.LINE_8)  # crisp: no blur past the edge
+    return out
+
+
+def _check_kinds(kinds: Iterable[str]) -> tuple[str, ...]:
+    requested = tuple(kinds)
+    unknown = [k for k in requested if k not in EXPORT_KINDS]
+    if unknown:
+        raise ValueError(f"unknown export kind(s) {unknown}; valid: {list(EXPORT_KINDS)}")
+    return tuple(k for k in EXPORT_KINDS if k in requested)  # fixed order: mask first, measurements last
+
+
+def export_paths(image_path: Path, out_dir: Path, kinds: Iterable[str] = EXPORT_KINDS) -> dict[str, Path]:
+    """Where each kind is written: ``<stem>_segmentation.png`` (ISIC naming), ``<stem>_overlay.png``,
+    ``<stem>_boundary.json``, ``<stem>_measurements.csv``, in ``out_dir``."""
+    stem = Path(image_path).stem
+    paths: dict[str, Path] = {}
+    for kind in _check_kinds(kinds):
+        paths[kind] = (
+            mask_path_for(image_path, out_dir) if kind == "mask" else Path(out_dir) / f"{stem}{_SUFFIXES[kind]}"
+        )
+    return paths
+
+
+def _is_same_file(a: Path, b: Path) -> bool:
+    """True if ``a`` and ``b`` name one file: same resolved path, or (hard links, case-folding) same inode."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _sha256_of_file(path: Path) -> str:
+    """SHA-256 of the file's bytes; "" when it cannot be read (moved or deleted since it was opened)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return ""
+    return digest.hexdigest()
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    return str(value)  # Path and the like: a readable record beats a failed export
+
+
+def _number(value: float) -> int | float:
+    """Whole-pixel vertices as ints in the JSON (``12`` rather than ``12.0``); others kept as floats."""
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def _measurement_columns(measurements: LesionMeasurements | None, unit: str) -> dict[str, object]:
+    """The ``to_dict`` columns; for an empty mask the same column names with empty values."""
+    if measurements is not None:
+        return dict(measurements.to_dict())
+    names = [f.name for f in dataclasses.fields(LesionMeasurements) if f.name != "unit"]
+    template = LesionMeasurements(**dict.fromkeys(names, 0), unit=unit)  # only its key names are used
+    return dict.fromkeys(template.to_dict(), None)
+
+
+def _boundary_json(name: str, mask: np.ndarray, provenance: dict) -> bytes:
+    polygons = mask_to_polygons(mask, tolerance_px=BOUNDARY_TOLERANCE_PX)
+    document = {
+        "image": name,
+        "image_size": [int(mask.shape[1]), int(mask.shape[0])],
+        "coordinate_convention": COORDINATE_CONVENTION,
+        "polygons": [[[_number(x), _number(y)] for x, y in poly] for poly in polygons],
+        "provenance": provenance,
+    }
+    return (json.dumps(document, indent=2, ensure_ascii=False, default=_json_default) + "\n").encode("utf-8")
+
+
+def _measurements_csv(name: str, columns: dict[str, object], provenance: dict) -> bytes:
+    row = {"image": name, **columns, **provenance}
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(row))
+    writer.writeheader()
+    writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buffer.getvalue().encode("utf-8")
+
+
+def export_lesion(
+    image_path: Path,
+    image: np.ndarray,
+    mask: np.ndarray,
+    out_dir: Path,
+    *,
+    provenance: dict,
+    mm_per_pixel: float | None = None,
+    kinds: Iterable[str] = EXPORT_KINDS,
+    style: OverlayStyle = OverlayStyle(),  # frozen, so one shared default is safe
+    overwrite: bool = False,
+    app_version: str = "",
+) -> dict[str, Path]:
+    """Write the chosen ``kinds`` for one image into ``out_dir``; returns kind -> path written.
+
+    ``image`` is the RGB image as shown and ``mask`` its lesion mask (bool HxW); ``image_path`` is the source file,
+    only read (for its name and SHA-256). ``provenance`` is the caller's record (model, model_sha256, threshold,
+    cleanup, edited...); ``mm_per_pixel``, ``app_version`` (default: the package version), ``exported_at`` (UTC),
+    ``source_image`` and ``source_sha256`` are added to it. An empty mask still exports (empty polygons, empty
+    measurement values).
+
+    Raises ValueError (bad arguments, or a planned output that is the source image itself), ExportExistsError
+    (outputs already exist and ``overwrite`` is False; nothing is written) and OutputWriteError (a write failed;
+    the files this call had written are removed again, nothing else is touched).
+    """
+    image_path, out_dir = Path(image_path), Path(out_dir)
+    image, mask = _check_image_and_mask(image, mask)
+    paths = export_paths(image_path, out_dir, kinds)
+    for path in paths.values():
+        if _is_same_file(path, image_path):
+            raise ValueError(f"refusing to export over the source image {image_path} (planned output {path})")
+    existing = [p for p in paths.values() if p.exists() or p.is_symlink()]
+    if existing and not overwrite:
+        raise ExportExistsError(existing)
+
+    record = {
+        **provenance,
+        "mm_per_pixel": mm_per_pixel,  # the value the measurements used, whatever the caller's dict said
+        "app_version": app_version or __version__,
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source_image": image_path.name,
+        "source_sha256": _sha256_of_file(image_path),
+    }
+    # Everything is computed first, so a bad input or a failing computation leaves no file behind.
+    writes: list[tuple[str, Callable[[Path], object]]] = []
+    if "mask" in paths:
+        writes.append(("mask", lambda p: write_mask(p, mask)))
+    if "overlay" in paths:
+        overlay = render_overlay(image, mask, style)
+        writes.append(("overlay", lambda p: write_image(p, overlay)))
+    if "boundary" in paths:
+        boundary = _boundary_json(image_path.name, mask, record)
+        writes.append(("boundary", lambda p: atomic_write_bytes(p, boundary)))
+    if "measurements" in paths:
+        measured = measure_lesion(mask, image, mm_per_pixel=mm_per_pixel)
+        columns = _measurement_columns(measured, "px" if mm_per_pixel is None else "mm")
+        table = _measurements_csv(image_path.name, columns, record)
+        writes.append(("measurements", lambda p: atomic_write_bytes(p, table)))
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputWriteError(out_dir, e.strerror or str(e)) from e
+    written: dict[str, Path] = {}
+    try:
+        for kind, write in writes:
+            write(paths[kind])
+            written[kind] = paths[kind]
+    except BaseException:
+        # No half export: take back what this call wrote (earlier versions it replaced are not restored).
+        for path in written.values():
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        raise
+    return written
