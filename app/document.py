@@ -160,10 +160,13 @@ class LesionDocument(QObject):
         )
         return True
 
-    def apply_cleanup(self, step: str) -> bool:
+    def apply_cleanup(self, step: str, result: np.ndarray | None = None) -> bool:
+        """One clean-up step as one undo step. ``result`` is the step's output when it was computed elsewhere
+        (off the GUI thread on a large photo); otherwise it is computed here."""
         if self.mask is None:
             return False
-        changed = self.replace_mask(clean_up(self.mask, [step]), f"Clean-up: {step.replace('_', ' ')}")
+        new_mask = clean_up(self.mask, [step]) if result is None else result
+        changed = self.replace_mask(new_mask, f"Clean-up: {step.replace('_', ' ')}")
         if changed and step not in self.cleanup:
             self.cleanup = (*self.cleanup, step)
         return changed

@@ -1,8 +1,8 @@
 """Mask clean-up (fill holes, keep the largest lesion, smooth the boundary) off the GUI thread.
 
 On a 24-megapixel photo one clean-up step takes seconds, which would freeze the window if run inline. The step is
-computed on a copy in the background and recorded like ``LesionDocument.apply_cleanup`` does (one undo step, the
-step added to the provenance), unless the clinician changed the mask meanwhile: then the result is stale and
+computed on a copy in the background and recorded by ``LesionDocument.apply_cleanup`` (one undo step, the step
+added to the provenance), unless the clinician changed the mask meanwhile: then the result is stale and
 dropped, never pasted over their newer edit.
 """
 
@@ -58,7 +58,5 @@ class CleanupController(QObject):
         if generation != self._generation or document.mask is None or new_mask.shape != document.mask.shape:
             self.done.emit(f"The mask changed during “{STEP_NAMES[step]}”; run it again.")
             return
-        changed = document.replace_mask(new_mask, f"Clean-up: {step.replace('_', ' ')}")
-        if changed and step not in document.cleanup:  # as LesionDocument.apply_cleanup records it
-            document.cleanup = (*document.cleanup, step)
+        changed = document.apply_cleanup(step, new_mask)
         self.done.emit(f"Clean-up “{STEP_NAMES[step]}”: " + ("done." if changed else "nothing to change."))
