@@ -16,9 +16,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from segmentation.export import OverlayStyle, render_overlay
 from segmentation.imageio import (
     ImageReadError,
     OutputWriteError,
@@ -35,7 +35,7 @@ from segmentation.measurements import measure_lesion
 MASK_SUFFIX = "_segmentation.png"
 OVERLAY_SUFFIX = "_overlay.jpg"
 RESULTS_NAME = "results.csv"
-BOUNDARY_COLOUR = (0, 255, 0)
+BATCH_OVERLAY = OverlayStyle(fill=False)  # the boundary alone: the lesion itself stays visible
 
 
 class BatchInputError(Exception):
@@ -127,15 +127,6 @@ def check_output_folder(inputs: Iterable[str | os.PathLike], out_dir: Path, *, a
                 f"the output folder {out_dir} is the input folder {path}; choose another --out (or pass "
                 "--allow-input-folder to write masks beside the images)"
             )
-
-
-def overlay_image(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The image with the lesion boundary drawn, line width scaled to the image size."""
-    thickness = max(1, round(min(mask.shape) / 300))
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    drawn = image.copy()
-    cv2.drawContours(drawn, contours, -1, BOUNDARY_COLOUR, thickness, lineType=cv2.LINE_AA)
-    return drawn
 
 
 class BatchSegmenter:
@@ -235,7 +226,9 @@ class BatchSegmenter:
             segmentation = self.predictor.predict(image, self.threshold)
             mask_path.parent.mkdir(parents=True, exist_ok=True)
             if self.overlay:
-                write_image(item.overlay_path(self.out_dir), overlay_image(image, segmentation.mask), quality=90)
+                write_image(
+                    item.overlay_path(self.out_dir), render_overlay(image, segmentation.mask, BATCH_OVERLAY), quality=90
+                )
             write_mask(mask_path, segmentation.mask)  # last: a mask on disk means the image is done
         except OutputWriteError as error:
             return BatchResult(item, "error", error=str(error), seconds=time.perf_counter() - started)

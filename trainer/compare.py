@@ -18,18 +18,27 @@ import torch
 from segmentation.network import NetworkConfig, build_model, count_macs
 from trainer.config import TrainConfig, preset
 
+# Each candidate names every value it varies, so the list does not drift when the ``cpu`` preset (the base) changes.
+_COSINE = {"learning_rate": 1e-3, "schedule": "cosine"}
 CANDIDATES: dict[str, dict] = {
-    "w16-128x160-bf16-cosine1e-3": {"input_height": 128, "input_width": 160},
-    "w16-224x224-bf16-cosine1e-3": {"input_height": 224, "input_width": 224},
-    "w16-128x160-fp32-cosine1e-3": {"input_height": 128, "input_width": 160, "precision": "fp32"},
+    "w16-128x160-bf16-cosine1e-3": {"input_height": 128, "input_width": 160, "precision": "bf16", **_COSINE},
+    "w16-224x224-bf16-cosine1e-3": {"input_height": 224, "input_width": 224, "precision": "bf16", **_COSINE},
+    "w16-128x160-fp32-cosine1e-3": {"input_height": 128, "input_width": 160, "precision": "fp32", **_COSINE},
     "w16-128x160-bf16-paper-step3e-4": {
         "input_height": 128,
         "input_width": 160,
+        "precision": "bf16",
         "learning_rate": 3e-4,
         "schedule": "step",
         "step_epochs": 20,
     },
-    "w8-192x256-bf16-cosine1e-3": {"base_width": 8, "input_height": 192, "input_width": 256},
+    "w8-192x256-bf16-cosine1e-3": {
+        "base_width": 8,
+        "input_height": 192,
+        "input_width": 256,
+        "precision": "bf16",
+        **_COSINE,
+    },
 }
 
 

@@ -58,24 +58,15 @@ def export_run(run_dir: Path, out: Path, *, name: str, which: str = "best", onnx
         "val_dice_mean_at_selection": round(float(state["best_dice"]), 5),
         "selected_on": "validation",
     }
-    info = save_weights(
-        out,
-        model,
-        name=name,
-        preprocessing=preprocessing,
-        training=training_summary(run_dir, config, state),
-        validation=validation,
-    )
-    if out.stat().st_size > SIZE_LIMIT_BYTES:
-        info = save_weights(
-            out,
-            model,
-            name=name,
-            preprocessing=preprocessing,
-            training=training_summary(run_dir, config, state),
-            validation=validation,
-            half_precision=True,
-        )
+    metadata = {
+        "name": name,
+        "preprocessing": preprocessing,
+        "training": training_summary(run_dir, config, state),
+        "validation": validation,
+    }
+    info = save_weights(out, model, **metadata)
+    if out.stat().st_size > SIZE_LIMIT_BYTES:  # the GPU machine returns files of at most 16 MiB
+        info = save_weights(out, model, **metadata, half_precision=True)
     if onnx is not None:
         export_onnx(model, preprocessing, onnx)
     return info
