@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QListWidget, QListWidgetItem,
 
 from app.workers import TaskRunner, new_pool, thumbnail_task
 from segmentation.batch import is_output_name
-from segmentation.imageio import is_image_path
+from segmentation.imageio import is_image_path, is_unsupported_image_path
 from segmentation.lesion import ConfidenceFlags
 
 NOT_SEGMENTED, AI_MASK, EDITED, EXPORTED = "not segmented", "AI mask", "edited", "exported"
@@ -26,8 +26,17 @@ PATH_ROLE = Qt.ItemDataRole.UserRole
 
 
 def images_in(folder: Path) -> list[Path]:
-    """The images directly in ``folder`` (not LesionLens's own masks and overlays), sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_path(p) and not is_output_name(p.name))
+    """The images directly in ``folder`` (not LesionLens's own masks and overlays), sorted by name. Broken links and
+    formats we refuse (DICOM, GIF...) are listed too, so opening one says what is wrong instead of hiding it.
+
+    Raises OSError when the folder cannot be listed."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if (p.is_file() or p.is_symlink())
+        and (is_image_path(p) or is_unsupported_image_path(p))
+        and not is_output_name(p.name)
+    )
 
 
 class FolderPanel(QDockWidget):

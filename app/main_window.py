@@ -202,7 +202,12 @@ class MainWindow(QMainWindow):
         """Files and folders from the command line, a dialog or a drop: list them and open the first."""
         images: list[Path] = []
         for path in map(Path, paths):
-            images += images_in(path) if path.is_dir() else [path]
+            try:
+                images += images_in(path) if path.is_dir() else [path]
+            except OSError as error:
+                reason = "permission denied" if isinstance(error, PermissionError) else error.strerror or str(error)
+                self.show_error(f"Cannot open the folder {path}: {reason}.")
+                return
             self.remember(last_folder=str(path if path.is_dir() else path.parent))
         if not images:
             self.show_error("No images there (LesionLens opens JPEG, PNG, BMP and TIFF files).")

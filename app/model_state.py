@@ -1,8 +1,9 @@
 """Which model the window uses: loaded once, off the GUI thread, and honest about it when there is none.
 
-Weights come from ``--weights``, else the file the user chose last time, else the bundled model. A missing or
-broken file never stops the app: segmentation is switched off and a banner says why and offers another file. A model
-without validation results is labelled as such, so an untrained network is never presented as segmenting lesions.
+Weights come from ``--weights``, else the file the user chose last time, else the bundled model (checked against the
+SHA-256 pinned in ``segmentation.bundled_model``). A missing, broken or altered file never stops the app: segmentation
+is switched off and a banner says why and offers another file. A model without validation results is labelled as
+such, so an untrained network is never presented as segmenting lesions.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from app.about import NO_VALIDATION
 from app.workers import TaskRunner, load_predictor_task
+from segmentation.bundled_model import pinned_sha256
 from segmentation.inference import Predictor
 from segmentation.resources import default_weights_path
 
@@ -46,7 +48,8 @@ class ModelController(QObject):
         self.predictor, self.problem = None, "loading the model…"
         window.status.set_model("", "", "")
         window.weights_banner.hide()
-        self.runner.start(load_predictor_task, self.weights_path(weights), device or window.settings.device)
+        path = self.weights_path(weights)
+        self.runner.start(load_predictor_task, path, device or window.settings.device, pinned_sha256(path))
 
     def choose(self) -> None:
         """File > Choose weights…: pick a file, remember it, load it."""

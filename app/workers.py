@@ -175,14 +175,17 @@ def load_image_task(context: TaskContext, path: Path, max_megapixels: float = 12
     return path, read_image(path, max_megapixels=max_megapixels)
 
 
-def load_predictor_task(context: TaskContext, weights: Path, device: str) -> tuple[Predictor, str]:
-    """Load the model; a device that is not available falls back to the CPU with a note instead of failing."""
+def load_predictor_task(
+    context: TaskContext, weights: Path, device: str, expected_sha256: str | None = None
+) -> tuple[Predictor, str]:
+    """Load the model (refused unless its tensors hash to ``expected_sha256``, when given); a device that is not
+    available falls back to the CPU with a note instead of failing."""
     try:
-        return Predictor(weights, device), ""
+        return Predictor(weights, device, expected_sha256=expected_sha256), ""
     except (RuntimeError, ValueError) as error:  # the device (e.g. --device cuda on a laptop), not the weights
         if device in ("auto", "cpu"):
             raise
-        return Predictor(weights, "cpu"), f"{error}; using the CPU instead"
+        return Predictor(weights, "cpu", expected_sha256=expected_sha256), f"{error}; using the CPU instead"
 
 
 def segment_task(
@@ -222,6 +225,8 @@ def read_thumbnail(path: Path, size: int) -> QImage | None:
     QImage (not QPixmap) may be made off the GUI thread. An unreadable file gets no preview (its error shows when
     it is opened).
     """
+    if not Path(path).is_file():  # a pipe (through a link) would block this thread for good; links to nothing
+        return None
     try:
         with Image.open(path) as image:
             if image.width * image.height > 200_000_000:

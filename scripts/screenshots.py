@@ -1,6 +1,6 @@
 """Screenshots of the real app for the docs: the main window, the editing tools, the batch dialog.
 
-    xvfb-run -a .venv/bin/python scripts/screenshots.py --weights MODEL.safetensors --out docs/screenshots
+    xvfb-run -a .venv/bin/python scripts/screenshots.py [--weights MODEL.safetensors] --out docs/screenshots
 
 Runs the real window on the bundled sample (resources/samples/ISIC_0014572.jpg) in a throw-away LESIONLENS_HOME,
 so the user's settings and autosaves neither show up in the pictures nor change. Waits on the window's signals
@@ -23,10 +23,14 @@ TIMEOUT_MS = 60_000
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, required=True, help="LesionLens weights file")
+    parser.add_argument("--weights", type=Path, help="weights file (default: the bundled model)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
+    if args.weights is None:
+        from segmentation.resources import default_weights_path
+
+        args.weights = default_weights_path()
     with tempfile.TemporaryDirectory(prefix="lesionlens-shots-") as home:
         os.environ["LESIONLENS_HOME"] = home
         return shoot(args.weights, args.out, args.device, Path(home))

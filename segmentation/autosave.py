@@ -47,7 +47,12 @@ class SavedState:
 
 def autosave_key(image_path: Path) -> str:
     """First 24 hex digits of the SHA-256 of the resolved absolute path (case-folded where the OS folds case)."""
-    resolved = os.path.normcase(str(Path(image_path).expanduser().resolve()))
+    path = Path(image_path).expanduser()
+    try:
+        absolute = str(path.resolve())
+    except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13): listed, never opened
+        absolute = os.path.abspath(path)
+    resolved = os.path.normcase(absolute)
     return hashlib.sha256(resolved.encode("utf-8", "surrogatepass")).hexdigest()[:_KEY_LENGTH]
 
 

@@ -6,9 +6,12 @@ image as it finishes, so a terminal shows a progress bar and the GUI a table, fr
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -24,6 +27,7 @@ from segmentation.imageio import (
     OutputWriteError,
     atomic_write_bytes,
     is_image_path,
+    is_unsupported_image_path,
     read_image,
     write_image,
     write_mask,
@@ -35,6 +39,8 @@ from segmentation.measurements import measure_lesion
 MASK_SUFFIX = "_segmentation.png"
 OVERLAY_SUFFIX = "_overlay.jpg"
 RESULTS_NAME = "results.csv"
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}\.tmp$")  # atomic_write_bytes's temp files
+log = logging.getLogger("lesionlens.batch")
 BATCH_OVERLAY = OverlayStyle(fill=False)  # the boundary alone: the lesion itself stays visible
 
 
@@ -78,9 +84,12 @@ def is_output_name(name: str) -> bool:
 def collect_inputs(
     inputs: Iterable[str | os.PathLike], *, recursive: bool = False
 ) -> tuple[list[BatchItem], list[BatchResult]]:
-    """Expand files and folders into batch items; inputs that do not exist come back as error results.
+    """Expand files and folders into batch items; inputs that do not exist and folders that cannot be listed come
+    back as error results.
 
-    Folders are walked without following symbolic links to folders, so a symlink loop cannot trap the walk.
+    Folders are walked without following symbolic links to folders, so a symlink loop cannot trap the walk. Broken
+    or looping links to files and formats we refuse (DICOM, GIF, HEIC...) are items too: each then gets its own
+    error ("no such file", "DICOM files are not supported yet...") instead of being skipped in silence.
     """
     items: list[BatchItem] = []
     problems: list[BatchResult] = []
@@ -92,19 +101,30 @@ def collect_inputs(
             seen.add(key)
             items.append(BatchItem(path, relative))
 
+    def unlistable(error: OSError) -> None:
+        folder = Path(error.filename or "")
+        reason = "permission denied" if isinstance(error, PermissionError) else error.strerror or str(error)
+        message = f"{folder}: cannot list the folder ({reason})"
+        problems.append(BatchResult(BatchItem(folder, Path(folder.name)), "error", error=message))
+
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
             if recursive:
-                for folder, subfolders, files in os.walk(path, followlinks=False):
+                for folder, subfolders, files in os.walk(path, onerror=unlistable, followlinks=False):
                     subfolders.sort()
                     for name in sorted(files):
                         file = Path(folder) / name
-                        if is_image_path(file) and not is_output_name(name):
+                        if _wanted(file):
                             add(file, file.relative_to(path))
             else:
-                for file in sorted(path.iterdir()):
-                    if file.is_file() and is_image_path(file) and not is_output_name(file.name):
+                try:
+                    listing = sorted(path.iterdir())
+                except OSError as error:
+                    unlistable(error)
+                    continue
+                for file in listing:
+                    if (file.is_file() or file.is_symlink()) and _wanted(file):
                         add(file, Path(file.name))
         elif path.is_file() or path.is_symlink():
             add(path, Path(path.name))
@@ -112,6 +132,10 @@ def collect_inputs(
             item = BatchItem(path, Path(path.name))
             problems.append(BatchResult(item, "error", error=f"{path}: no such file or folder"))
     return items, problems
+
+
+def _wanted(file: Path) -> bool:
+    return (is_image_path(file) or is_unsupported_image_path(file)) and not is_output_name(file.name)
 
 
 def check_output_folder(inputs: Iterable[str | os.PathLike], out_dir: Path, *, allow_input_folder: bool) -> None:
@@ -170,6 +194,7 @@ class BatchSegmenter:
         earlier run recorded in results.csv). Inputs and anything else the user made are never written over.
         """
         cancel = cancel or threading.Event()
+        started = time.time()
         owned_paths = {p.resolve() for p in owned}
         inputs = {item.source.resolve() for item in items if item.source.exists()}
         planned: dict[Path, BatchItem] = {}
@@ -205,6 +230,9 @@ class BatchSegmenter:
                     yield BatchResult(item, "skipped", mask_path=target)
                 else:
                     todo.append(item)
+        folders = {self.out_dir} | {item.mask_path(self.out_dir).parent for item in todo}
+        if removed := remove_stale_temp_files(folders, older_than=started):
+            log.info("removed %d temporary file(s) left by an interrupted run", len(removed))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lesionlens-reader") as reader:
             pending: Future | None = reader.submit(_read, todo[0].source, self.max_megapixels) if todo else None
             for index, item in enumerate(todo):
@@ -259,6 +287,26 @@ class BatchSegmenter:
         return row
 
 
+def remove_stale_temp_files(folders: Iterable[Path], *, older_than: float) -> list[Path]:
+    """Delete the temp files of masks, overlays and results.csv (``.<name>.<random>.tmp``, see atomic_write_bytes)
+    that a killed run left in ``folders``; a temp file changed after ``older_than`` (time.time()) is left alone."""
+    removed: list[Path] = []
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            match = _TEMP_NAME.match(entry.name)
+            if not match or not (is_output_name(match["name"]) or match["name"] == RESULTS_NAME):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < older_than:
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
+
+
 def _read(path: Path, max_megapixels: float) -> np.ndarray | ImageReadError:
     try:
         return read_image(path, max_megapixels=max_megapixels)
@@ -306,7 +354,10 @@ class ResultsTable:
             **self.provenance,
         }
         if save and time.monotonic() - self._saved_at >= 1.0:
-            self.save()
+            try:
+                self.save()
+            except OutputWriteError:  # e.g. a full disk: the batch goes on, and the final save() reports it
+                self._saved_at = time.monotonic()
 
     def save(self) -> None:
         columns: list[str] = list(self.LEADING)

@@ -19,6 +19,7 @@ from segmentation.batch import (
     check_output_folder,
     collect_inputs,
 )
+from segmentation.bundled_model import pinned_sha256
 from segmentation.imageio import OutputWriteError
 from segmentation.inference import DEVICE_CHOICES, Predictor
 from segmentation.resources import WEIGHTS_ENV, default_weights_path
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail("no images found in " + ", ".join(map(str, args.inputs)) + " (JPEG, PNG, BMP or TIFF)")
     try:
         check_output_folder(args.inputs, args.out, allow_input_folder=args.allow_input_folder)
-        predictor = Predictor(weights, args.device)
+        predictor = Predictor(weights, args.device, expected_sha256=pinned_sha256(weights))
         args.out.mkdir(parents=True, exist_ok=True)
     except (WeightsError, BatchInputError, RuntimeError, ValueError) as error:
         return _fail(str(error))
@@ -112,9 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         progress.close()
         try:
             table.save()
+            table_saved = True
         except OutputWriteError as error:
             log.error("%s", error)
-            counts["error"] += 1
+            table_saved = False  # not counted as an image: the summary below counts images
     total = sum(counts.values())
     log.info(
         "%d of %d images succeeded (%d segmented, %d already done), %d failed; results in %s",
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         counts["error"],
         args.out / RESULTS_NAME,
     )
-    return 0 if counts["error"] == 0 and total == len(items) + len(problems) else 1
+    return 0 if counts["error"] == 0 and table_saved and total == len(items) + len(problems) else 1
 
 
 class _Progress:

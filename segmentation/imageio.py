@@ -13,6 +13,7 @@ import contextlib
 import errno
 import io
 import os
+import stat
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,9 @@ import numpy as np
 from PIL import BmpImagePlugin, ExifTags, Image, JpegImagePlugin, PngImagePlugin, TiffImagePlugin
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
+#: Image formats clinicians have but LesionLens does not read. Folder scans list them too, so each gets a clear
+#: "not supported" message (DICOM, HEIC, GIF...) instead of being skipped in silence.
+UNSUPPORTED_EXTENSIONS: frozenset[str] = frozenset({".dcm", ".dicom", ".gif", ".heic", ".heif", ".webp"})
 _EXPORT_HINT = "export the image as JPEG, PNG or TIFF"
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
 # Pillow's plugin classes are called directly (instead of Image.open) so that Pillow's own
@@ -70,6 +74,11 @@ def is_image_path(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in SUPPORTED_EXTENSIONS
 
 
+def is_unsupported_image_path(path: str | os.PathLike[str]) -> bool:
+    """True for image formats we refuse with a message (DICOM, GIF, HEIC, WebP), by suffix."""
+    return Path(path).suffix.lower() in UNSUPPORTED_EXTENSIONS
+
+
 def mask_path_for(image_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
     """ISIC naming: ``<out_dir>/<stem>_segmentation.png``."""
     return Path(out_dir) / f"{Path(image_path).stem}_segmentation.png"
@@ -90,7 +99,8 @@ def _reading(path: Path) -> Iterator[BinaryIO]:
     if path.is_dir():  # checked first: on Windows opening a folder gives PermissionError
         raise ImageReadError(path, "is a folder")
     try:
-        fp = open(path, "rb")  # noqa: SIM115 - closed below; module-level name so tests can patch it
+        # Non-blocking open: a FIFO named .jpg (or /dev/stdin) must not hang the batch; it is refused below.
+        fp = open(path, "rb", opener=_open_nonblocking)  # noqa: SIM115 - closed below; module-level name for tests
     except FileNotFoundError as e:
         raise ImageReadError(path, "no such file") from e
     except IsADirectoryError as e:
@@ -101,6 +111,8 @@ def _reading(path: Path) -> Iterator[BinaryIO]:
         raise ImageReadError(path, f"cannot open file ({getattr(e, 'strerror', None) or e})") from e
     try:
         with fp:
+            if not stat.S_ISREG(os.fstat(fp.fileno()).st_mode):
+                raise ImageReadError(path, "not a regular file (a pipe, device or socket)")
             yield fp
     except ImageReadError:
         raise
@@ -108,6 +120,10 @@ def _reading(path: Path) -> Iterator[BinaryIO]:
         raise ImageReadError(path, "not enough memory to decode") from e
     except Exception as e:  # decoders raise ValueError, SyntaxError, struct.error... on bad input
         raise ImageReadError(path, f"cannot read image ({type(e).__name__}: {e})") from e
+
+
+def _open_nonblocking(path: str, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
 
 
 def _header(fp: BinaryIO, path: Path) -> _Header:

@@ -77,7 +77,8 @@ def polygons_to_mask(polygons: Iterable[np.ndarray], shape: tuple[int, int]) -> 
     Uses cv2.fillPoly, one polygon at a time so that overlaps union instead of cancelling. Boundary
     pixels are included, matching :func:`mask_to_polygons`. Fractional vertices are kept at 1/256 px
     precision; OpenCV's rasteriser then snaps edges to within half a pixel. Polygons with fewer than
-    three vertices are ignored; parts outside the image are clipped.
+    three vertices are ignored; parts outside the image are clipped (vertices beyond +-1e6 px are
+    clamped first). A polygon that is not (N, 2), or has a NaN or infinite vertex, raises ValueError.
     """
     if len(shape) != 2:
         raise ValueError(f"shape must be (H, W), got {shape}")

@@ -20,7 +20,12 @@ def samples_dir() -> Path:
     return resources_dir() / "samples"
 
 
+def bundled_weights_path() -> Path:
+    """The bundled model (which may not exist yet); its hash is pinned in ``segmentation.bundled_model``."""
+    return resources_dir() / "models" / DEFAULT_WEIGHTS_NAME
+
+
 def default_weights_path() -> Path:
     """``$LESIONLENS_WEIGHTS`` if set, else the bundled model (which may not exist yet)."""
     override = os.environ.get(WEIGHTS_ENV)
-    return Path(override) if override else resources_dir() / "models" / DEFAULT_WEIGHTS_NAME
+    return Path(override) if override else bundled_weights_path()

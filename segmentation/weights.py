@@ -152,11 +152,19 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
 
 
 def load_weights(path: str | os.PathLike, *, expected_sha256: str | None = None) -> tuple[DualAttentionUNet, ModelInfo]:
-    """Rebuild the model from a weights file, verifying the tensors against the recorded (or pinned) hash.
+    """Rebuild the model from a weights file, verifying the tensors against their recorded hash.
 
-    The returned model is in eval mode, float32, on the CPU.
+    ``expected_sha256`` is a pin of the whole file's SHA-256 (tensors *and* metadata, so a changed preprocessing
+    or architecture entry is caught too), as the app pins its bundled model. The returned model is in eval mode,
+    float32, on the CPU.
     """
     path = Path(path)
+    if expected_sha256 is not None and _pinned_file_differs(path, expected_sha256):
+        raise WeightsError(
+            path,
+            f"weights SHA-256 {file_sha256(path)[:12]}… does not match the pinned SHA-256 {expected_sha256[:12]}… "
+            "(file altered or replaced)",
+        )
     info = read_model_info(path)
 
     def read_all(handle) -> dict[str, torch.Tensor]:
@@ -166,8 +174,6 @@ def load_weights(path: str | os.PathLike, *, expected_sha256: str | None = None)
     actual = tensors_sha256(state)
     if actual != info.sha256:
         raise WeightsError(path, "weights do not match their recorded SHA-256 (file altered or corrupt)")
-    if expected_sha256 is not None and actual != expected_sha256:
-        raise WeightsError(path, f"weights SHA-256 {actual[:12]} is not the pinned {expected_sha256[:12]} (tampered?)")
     model = build_model(info.network)
     state = {key: value.float() if value.is_floating_point() else value for key, value in state.items()}
     try:
@@ -177,6 +183,13 @@ def load_weights(path: str | os.PathLike, *, expected_sha256: str | None = None)
             path, f"tensors do not fit the {info.network.variant} network they claim ({error})"
         ) from error
     return model.eval(), info
+
+
+def _pinned_file_differs(path: Path, expected_sha256: str) -> bool:
+    try:
+        return file_sha256(path) != expected_sha256
+    except OSError:
+        return False  # missing or unreadable: _open gives the precise reason
 
 
 def _open(path: Path, read):

@@ -16,6 +16,7 @@ from segmentation.preprocessing import Preprocessing
 from segmentation.weights import (
     METADATA_KEY,
     WeightsError,
+    file_sha256,
     load_weights,
     read_model_info,
     save_weights,
@@ -175,9 +176,8 @@ def test_tampered_tensor(saved: Path) -> None:
 
 
 def test_wrong_pinned_hash(saved: Path) -> None:
-    info = read_model_info(saved)
-    load_weights(saved, expected_sha256=info.sha256)  # the right pin loads
-    _expect_error(saved, "is not the pinned", expected_sha256="0" * 64)
+    load_weights(saved, expected_sha256=file_sha256(saved))  # the right pin (of the whole file) loads
+    _expect_error(saved, "does not match the pinned SHA-256", expected_sha256="0" * 64)
 
 
 def test_half_precision_stores_fp16_and_loads_float32(tmp_path: Path, model: torch.nn.Module) -> None:
@@ -200,3 +200,16 @@ def test_half_precision_stores_fp16_and_loads_float32(tmp_path: Path, model: tor
     assert half.dtype == torch.float32
     torch.testing.assert_close(half, reference, atol=1e-2, rtol=0)  # logits
     torch.testing.assert_close(torch.sigmoid(half), torch.sigmoid(reference), atol=1e-2, rtol=0)
+
+
+def test_pin_catches_a_changed_preprocessing_with_untouched_tensors(saved: Path, tmp_path: Path) -> None:
+    """Tampering with the metadata alone keeps the tensors' own hash valid; the file pin still refuses it."""
+    pin = file_sha256(saved)
+    with safe_open(str(saved), framework="pt") as handle:
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+        metadata = json.loads(handle.metadata()[METADATA_KEY])
+    metadata["preprocessing"]["input_size"] = [16, 16]
+    tampered = tmp_path / "tampered.safetensors"
+    save_file(tensors, str(tampered), metadata={METADATA_KEY: json.dumps(metadata)})
+    load_weights(tampered)  # self-consistent: the recorded tensor hash still matches
+    _expect_error(tampered, "does not match the pinned SHA-256", expected_sha256=pin)

@@ -43,9 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true")
     _add_config_options(train)
 
-    from trainer import ablation, compare, evaluate, export, gpu
+    from trainer import ablation, bundle, compare, evaluate, export, gpu
 
-    for module in (evaluate, export, ablation, compare, gpu):
+    for module in (evaluate, export, ablation, compare, gpu, bundle):
         module.add_parser(commands)
     return parser
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -117,7 +118,11 @@ class CachedSplit:
         digest = hashlib.sha256(f"v{CACHE_VERSION}|{json.dumps(preprocessing.to_dict(), sort_keys=True)}".encode())
         for sample in samples:
             for path in (sample.image, sample.mask):
-                stat = path.stat()
+                try:
+                    stat = path.stat()
+                except OSError as error:  # a broken or looping link: named like read_image would name it
+                    reason = "no such file" if isinstance(error, FileNotFoundError) else "cannot open file"
+                    raise DatasetError(f"{path}: {reason} ({error.strerror or error})") from error
                 digest.update(f"{path.name}|{stat.st_size}|{int(stat.st_mtime)}".encode())
         height, width = preprocessing.input_size
         return f"{len(samples)}x{height}x{width}-{digest.hexdigest()[:16]}"
@@ -129,18 +134,26 @@ class CachedSplit:
         tmp_images, tmp_masks = self.folder / ".images.npy.tmp", self.folder / ".masks.npy.tmp"
         images = np.lib.format.open_memmap(tmp_images, mode="w+", dtype=np.uint8, shape=(count, height, width, 3))
         masks = np.lib.format.open_memmap(tmp_masks, mode="w+", dtype=np.uint8, shape=(count, height, width))
-        for index, sample in enumerate(self.samples):
-            image = read_image(sample.image)
-            mask = read_mask(sample.mask)
-            if mask.shape != image.shape[:2]:
-                raise DatasetError(
-                    f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {sample.image.name} is "
-                    f"{image.shape[1]}x{image.shape[0]}"
-                )
-            images[index] = resize_for_model(image, (height, width), self.preprocessing.interpolation)
-            masks[index] = resize_mask(mask, (height, width))
-        images.flush()
-        masks.flush()
+        try:
+            for index, sample in enumerate(self.samples):
+                image = read_image(sample.image)
+                mask = read_mask(sample.mask)
+                if mask.shape != image.shape[:2]:
+                    raise DatasetError(
+                        f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {sample.image.name} "
+                        f"is {image.shape[1]}x{image.shape[0]}"
+                    )
+                images[index] = resize_for_model(image, (height, width), self.preprocessing.interpolation)
+                masks[index] = resize_mask(mask, (height, width))
+            images.flush()
+            masks.flush()
+        except BaseException:  # a bad image or mask: no half-built cache is left behind
+            del images, masks
+            for path in (tmp_images, tmp_masks):
+                path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()
+            raise
         del images, masks
         os.replace(tmp_images, self.folder / "images.npy")
         os.replace(tmp_masks, self.folder / "masks.npy")
