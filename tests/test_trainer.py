@@ -391,3 +391,24 @@ def test_a_mask_of_another_size_than_its_image_is_refused(tmp_path):
     sample = Sample(tmp_path / "ISIC_0000001.jpg", tmp_path / "ISIC_0000001_segmentation.png")
     with pytest.raises(DatasetError, match=re.escape("mask is 8x8 but its image ISIC_0000001.jpg is 16x12")):
         CachedSplit([sample], Preprocessing(input_size=(8, 8)), tmp_path / "cache")
+
+
+def test_evaluate_command_writes_json_csv_and_the_paper_row(data, tmp_path, capsys):
+    from trainer.cli import main
+
+    model = build_model(NetworkConfig(base_width=4))
+    weights = tmp_path / "m.safetensors"
+    save_weights(weights, model, name="untrained", preprocessing=Preprocessing(input_size=(48, 64)))
+    args = ["evaluate", "--weights", str(weights), "--images", data["val_images"], "--masks", data["val_masks"],
+            "--device", "cpu", "--json", str(tmp_path / "s.json"), "--csv", str(tmp_path / "s.csv"),
+            "--compare-paper", "validation"]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "94.53" in printed and "84.19" in printed  # Table II's full-model DC and JSI beside ours
+    import json
+
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["n_images"] == 4 and set(summary["metrics"]) >= {"dice", "jaccard", "thresholded_jaccard"}
+    with (tmp_path / "s.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 4 and {"image", "dice", "recall", "seconds"} <= set(rows[0])
