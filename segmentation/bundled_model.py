@@ -15,7 +15,7 @@ from pathlib import Path
 
 from segmentation.resources import bundled_weights_path
 
-BUNDLED_WEIGHTS_SHA256: str | None = None
+BUNDLED_WEIGHTS_SHA256: str | None = "ab2d13a49c24d3f5865243af250002591b7550c86dc82f7bbf8dfd1800c46c3c"
 
 
 def pinned_sha256(weights: str | os.PathLike) -> str | None:
