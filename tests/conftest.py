@@ -7,6 +7,8 @@ segmentation quality; their name says so, and no test treats their masks as lesi
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import torch
 
 from segmentation.network import NetworkConfig, build_model
 from segmentation.preprocessing import Preprocessing
+from segmentation.resources import WEIGHTS_ENV
 from segmentation.weights import save_weights
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -83,3 +86,24 @@ def rgb_image() -> Callable[..., np.ndarray]:
         return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _no_weights_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own $LESIONLENS_WEIGHTS must never leak into a test."""
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+
+
+@pytest.fixture
+def segment(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> Callable[..., tuple[int, str]]:
+    """``lesionlens segment ARGV`` in-process; returns (exit status, everything it printed and logged)."""
+    from segmentation.cli import main
+
+    def run(*argv: str | os.PathLike) -> tuple[int, str]:
+        caplog.clear()
+        capsys.readouterr()
+        with caplog.at_level(logging.INFO, logger="lesionlens"):
+            status = main([str(a) for a in argv])
+        return status, capsys.readouterr().err + caplog.text
+
+    return run

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 import os
 import re
 import struct
@@ -34,30 +33,9 @@ from reliability_helpers import (
 
 from segmentation import imageio
 from segmentation.batch import collect_inputs
-from segmentation.cli import main
 from segmentation.imageio import ImageReadError, read_image
 from segmentation.preprocessing import Preprocessing
-from segmentation.resources import WEIGHTS_ENV
 from trainer.data import CachedSplit, DatasetError, find_samples
-
-
-@pytest.fixture(autouse=True)
-def _no_weights_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
-
-
-@pytest.fixture
-def segment(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture):
-    """``lesionlens segment ARGV`` in-process; returns (exit status, everything it printed and logged)."""
-
-    def run(*argv: str | os.PathLike) -> tuple[int, str]:
-        caplog.clear()
-        capsys.readouterr()
-        with caplog.at_level(logging.INFO, logger="lesionlens"):
-            status = main([str(a) for a in argv])
-        return status, capsys.readouterr().err + caplog.text
-
-    return run
 
 
 def results(out: Path) -> dict[str, dict[str, str]]:

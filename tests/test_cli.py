@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import logging
 import os
 import shutil
 import subprocess
@@ -22,7 +21,6 @@ import pytest
 from PIL import Image
 
 import segmentation.cli
-from segmentation.cli import main
 from segmentation.imageio import read_image
 from segmentation.inference import Predictor
 from segmentation.resources import WEIGHTS_ENV
@@ -46,23 +44,9 @@ CSV_COLUMNS = {
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-@pytest.fixture(autouse=True)
-def _no_weights_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
-
-
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> Callable[..., tuple[int, str]]:
-    """Run ``main(argv)`` in-process; returns (exit status, everything it said on stderr and in its log)."""
-
-    def run(*argv: str | os.PathLike) -> tuple[int, str]:
-        caplog.clear()
-        capsys.readouterr()
-        with caplog.at_level(logging.INFO, logger="lesionlens.segment"):
-            status = main([str(a) for a in argv])
-        return status, capsys.readouterr().err + caplog.text
-
-    return run
+def cli(segment: Callable[..., tuple[int, str]]) -> Callable[..., tuple[int, str]]:
+    return segment
 
 
 def _write_jpeg(path: Path, array: np.ndarray) -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import errno
-import logging
 import os
 import shutil
 import signal
@@ -27,27 +26,9 @@ from PIL import Image
 from reliability_helpers import file_hashes, temp_files
 
 from segmentation.batch import remove_stale_temp_files
-from segmentation.cli import main
 from segmentation.resources import WEIGHTS_ENV
 
 MASK = "_segmentation.png"
-
-
-@pytest.fixture(autouse=True)
-def _no_weights_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
-
-
-@pytest.fixture
-def segment(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture):
-    def run(*argv: str | os.PathLike) -> tuple[int, str]:
-        caplog.clear()
-        capsys.readouterr()
-        with caplog.at_level(logging.INFO, logger="lesionlens"):
-            status = main([str(a) for a in argv])
-        return status, capsys.readouterr().err + caplog.text
-
-    return run
 
 
 def images(folder: Path, rgb_image, count: int, size: tuple[int, int] = (48, 64)) -> list[Path]:
