@@ -15,7 +15,7 @@ from pathlib import Path
 
 from segmentation.resources import bundled_weights_path
 
-BUNDLED_WEIGHTS_SHA256: str | None = "ab2d13a49c24d3f5865243af250002591b7550c86dc82f7bbf8dfd1800c46c3c"
+BUNDLED_WEIGHTS_SHA256: str | None = "f01e1b17636a59dab5e36553a88684fc5311f690718bbfbfa990567bac203589"
 
 
 def pinned_sha256(weights: str | os.PathLike) -> str | None:
