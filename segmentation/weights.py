@@ -19,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_tensors_to_bytes
 
 from segmentation import __version__
+from segmentation.imageio import atomic_write_bytes
 from segmentation.network import ARCHITECTURE, DualAttentionUNet, NetworkConfig, build_model
 from segmentation.preprocessing import Preprocessing
 
@@ -113,10 +114,6 @@ def save_weights(
         sha256=tensors_sha256(state),
     )
     payload = save_tensors_to_bytes(state, metadata={METADATA_KEY: json.dumps(info.to_dict())})
-    from segmentation.imageio import (
-        atomic_write_bytes,
-    )  # imageio is light; kept local to avoid a cycle at import
-
     atomic_write_bytes(Path(path), payload)
     return info
 

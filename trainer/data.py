@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from segmentation.imageio import ImageReadError, read_image, read_mask
+from segmentation.imageio import read_image, read_mask
 from segmentation.preprocessing import Preprocessing, normalise, resize_for_model
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -248,7 +248,6 @@ __all__ = [
     "Augmentation",
     "CachedSplit",
     "DatasetError",
-    "ImageReadError",
     "Sample",
     "SegmentationDataset",
     "find_samples",
