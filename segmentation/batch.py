@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import logging
 import os
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,6 +43,7 @@ OVERLAY_SUFFIX = "_overlay.jpg"
 RESULTS_NAME = "results.csv"
 _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}\.tmp$")  # atomic_write_bytes's temp files
 log = logging.getLogger("lesionlens.batch")
+IN_FLIGHT = 3  # images in the reader -> network -> finisher pipeline at once
 BATCH_OVERLAY = OverlayStyle(fill=False)  # the boundary alone: the lesion itself stays visible
 
 
@@ -233,31 +236,74 @@ class BatchSegmenter:
         folders = {self.out_dir} | {item.mask_path(self.out_dir).parent for item in todo}
         if removed := remove_stale_temp_files(folders, older_than=started):
             log.info("removed %d temporary file(s) left by an interrupted run", len(removed))
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lesionlens-reader") as reader:
-            pending: Future | None = reader.submit(_read, todo[0].source, self.max_megapixels) if todo else None
-            for index, item in enumerate(todo):
-                if cancel.is_set():
-                    pending.cancel() if pending else None
-                    return
-                started = time.perf_counter()
-                image_or_error = pending.result()
-                pending = (
-                    reader.submit(_read, todo[index + 1].source, self.max_megapixels) if index + 1 < len(todo) else None
-                )
-                yield self._segment_one(item, image_or_error, started)
+        yield from self._pipeline(todo, cancel)
 
-    def _segment_one(self, item: BatchItem, image: np.ndarray | ImageReadError, started: float) -> BatchResult:
+    def _pipeline(self, todo: list[BatchItem], cancel: threading.Event) -> Iterator[BatchResult]:
+        """Three stages in three threads so the CPU never waits on the disk: a reader decodes, the network runs,
+        a finisher draws, writes and measures; each image flows through them in order.
+
+        At most ``IN_FLIGHT`` images are in the pipeline (decoded images held at once are bounded by it). Results
+        come out in input order, each as soon as its mask is on disk. Cancelling stops before the next image
+        reaches the network; the images already past it are finished (their masks are whole) and reported.
+        """
+        stop = threading.Event()  # cancel, or the caller stopped iterating
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="lesionlens-reader") as reader,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="lesionlens-network") as network,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="lesionlens-finisher") as finisher,
+        ):
+
+            def submit(item: BatchItem) -> Future:
+                read = reader.submit(_timed_read, item, self.max_megapixels)
+                inferred = network.submit(self._infer, read, cancel, stop)
+                return finisher.submit(self._finish, inferred)
+
+            upcoming = iter(todo)
+            flowing: deque[Future] = deque(submit(item) for item in itertools.islice(upcoming, IN_FLIGHT))
+            try:
+                while flowing:
+                    result = flowing.popleft().result()
+                    if result is None:  # cancelled before the network: this and all later images are dropped
+                        return
+                    if (item := next(upcoming, None)) is not None:
+                        flowing.append(submit(item))
+                    yield result
+            finally:
+                stop.set()
+                for future in flowing:
+                    future.cancel()
+
+    def _infer(
+        self, read: Future, cancel: threading.Event, stop: threading.Event
+    ) -> BatchResult | tuple[BatchItem, np.ndarray, LesionSegmentation, float] | None:
+        """The network's stage: a segmentation to finish, the error result for this item, or None if cancelled."""
+        if cancel.is_set() or stop.is_set():
+            return None
+        item, image, read_seconds = read.result()
+        started = time.perf_counter() - read_seconds
         if isinstance(image, ImageReadError):
             return BatchResult(item, "error", error=str(image), seconds=time.perf_counter() - started)
-        mask_path = item.mask_path(self.out_dir)
         try:
             segmentation = self.predictor.predict(image, self.threshold)
+        except MemoryError:
+            return self._memory_error(item, started)
+        return item, image, segmentation, started
+
+    def _finish(self, inferred: Future) -> BatchResult | None:
+        """The finisher's stage: overlay, mask (written last: a mask on disk means the image is done), row."""
+        work = inferred.result()
+        if work is None or isinstance(work, BatchResult):
+            return work
+        item, image, segmentation, started = work
+        mask_path = item.mask_path(self.out_dir)
+        try:
             mask_path.parent.mkdir(parents=True, exist_ok=True)
             if self.overlay:
                 write_image(
                     item.overlay_path(self.out_dir), render_overlay(image, segmentation.mask, BATCH_OVERLAY), quality=90
                 )
-            write_mask(mask_path, segmentation.mask)  # last: a mask on disk means the image is done
+            write_mask(mask_path, segmentation.mask)
+            row = self._row(segmentation, image)
         except OutputWriteError as error:
             return BatchResult(item, "error", error=str(error), seconds=time.perf_counter() - started)
         except OSError as error:
@@ -268,16 +314,15 @@ class BatchSegmenter:
                 seconds=time.perf_counter() - started,
             )
         except MemoryError:
-            return BatchResult(
-                item,
-                "error",
-                error=f"{item.source}: not enough memory to segment this image",
-                seconds=time.perf_counter() - started,
-            )
-        row = self._row(segmentation, image)
+            return self._memory_error(item, started)
         if self.overlay:
             row["overlay"] = str(item.overlay_path(self.out_dir))
         return BatchResult(item, "ok", mask_path=mask_path, seconds=time.perf_counter() - started, row=row)
+
+    @staticmethod
+    def _memory_error(item: BatchItem, started: float) -> BatchResult:
+        error = f"{item.source}: not enough memory to segment this image"
+        return BatchResult(item, "error", error=error, seconds=time.perf_counter() - started)
 
     def _row(self, segmentation: LesionSegmentation, image: np.ndarray) -> dict:
         row: dict = dict(segmentation.confidence().to_dict())
@@ -307,11 +352,14 @@ def remove_stale_temp_files(folders: Iterable[Path], *, older_than: float) -> li
     return removed
 
 
-def _read(path: Path, max_megapixels: float) -> np.ndarray | ImageReadError:
+def _timed_read(item: BatchItem, max_megapixels: float) -> tuple[BatchItem, np.ndarray | ImageReadError, float]:
+    """The decoded image (or its error) and the seconds decoding took, counted in the item's time."""
+    started = time.perf_counter()
     try:
-        return read_image(path, max_megapixels=max_megapixels)
+        image: np.ndarray | ImageReadError = read_image(item.source, max_megapixels=max_megapixels)
     except ImageReadError as error:
-        return error
+        image = error
+    return item, image, time.perf_counter() - started
 
 
 class ResultsTable:

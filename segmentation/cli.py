@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+from segmentation.backends import BACKEND_CHOICES, BACKEND_ENV
 from segmentation.batch import (
     RESULTS_NAME,
     BatchInputError,
@@ -38,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     parser.add_argument("--weights", type=Path, help=f"weights file (default: the bundled model, or ${WEIGHTS_ENV})")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    parser.add_argument(
+        "--backend",
+        choices=BACKEND_CHOICES,
+        help=f"what runs the network on the CPU (default: ${BACKEND_ENV}, else auto: ONNX Runtime when installed "
+        "and faster, else PyTorch)",
+    )
     parser.add_argument("--threshold", type=float, default=0.5, help="lesion probability threshold (0-1)")
     parser.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.jpg with the boundary")
     parser.add_argument("--resume", action="store_true", help="skip images whose mask already exists")
@@ -74,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail("no images found in " + ", ".join(map(str, args.inputs)) + " (JPEG, PNG, BMP or TIFF)")
     try:
         check_output_folder(args.inputs, args.out, allow_input_folder=args.allow_input_folder)
-        predictor = Predictor(weights, args.device, expected_sha256=pinned_sha256(weights))
+        predictor = Predictor(weights, args.device, expected_sha256=pinned_sha256(weights), backend=args.backend)
         args.out.mkdir(parents=True, exist_ok=True)
     except (WeightsError, BatchInputError, RuntimeError, ValueError) as error:
         return _fail(str(error))

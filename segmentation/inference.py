@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import torch
 
+from segmentation.backends import Backend, build_backend
 from segmentation.lesion import DEFAULT_THRESHOLD, LesionSegmentation
 from segmentation.preprocessing import prepare_input
 from segmentation.weights import ModelInfo, load_weights
@@ -35,23 +36,32 @@ def select_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
-def describe_device(device: torch.device) -> str:
-    """Human name for the status bar and provenance: 'CUDA GPU (NVIDIA H100 ...)' or 'CPU (2 threads)'."""
+def describe_device(device: torch.device, backend: str = "") -> str:
+    """Human name for the status bar and provenance: 'CUDA GPU (NVIDIA H100 ...)' or 'CPU (2 threads, ...)'."""
     if device.type == "cuda":
         return f"CUDA GPU ({torch.cuda.get_device_name(device)})"
     if device.type == "mps":
         return "Apple GPU (MPS)"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    return f"CPU ({torch.get_num_threads()} threads{', ' + backend if backend else ''})"
 
 
 class Predictor:
     """Runs the network on RGB uint8 images of any size; one object serves the CLI, the GUI and evaluation."""
 
-    def __init__(self, weights: str | os.PathLike, device: str = "auto", *, expected_sha256: str | None = None) -> None:
+    def __init__(
+        self,
+        weights: str | os.PathLike,
+        device: str = "auto",
+        *,
+        expected_sha256: str | None = None,
+        backend: str | None = None,
+    ) -> None:
+        """``backend``: ``auto`` (default; ``$LESIONLENS_BACKEND`` overrides it), ``torch`` or ``onnxruntime``."""
         self.weights_path = Path(weights)
         model, self.info = load_weights(self.weights_path, expected_sha256=expected_sha256)
         self.device = select_device(device)
-        self.model = model.to(self.device).eval()
+        self.backend: Backend = build_backend(model, self.device, self.info.preprocessing.input_size, backend)
+        self.model = model.to(self.device).eval()  # the PyTorch network (hooks, export); may not be what runs
 
     @property
     def model_info(self) -> ModelInfo:
@@ -59,7 +69,7 @@ class Predictor:
 
     @property
     def device_description(self) -> str:
-        return describe_device(self.device)
+        return describe_device(self.device, self.backend.name)
 
     def predict_probability(self, image: np.ndarray) -> np.ndarray:
         """Lesion probability (float32 HxW, 0-1) at the image's own size."""
@@ -83,9 +93,7 @@ class Predictor:
         if not images:
             return []
         batch = np.stack([prepare_input(image, self.info.preprocessing) for image in images])
-        with torch.inference_mode():
-            logits = self.model(torch.from_numpy(batch).to(self.device))
-            probabilities = torch.sigmoid(logits.float())[:, 0].cpu().numpy()
+        probabilities = torch.sigmoid(torch.from_numpy(self.backend.logits(batch)))[:, 0].numpy()
         return [upsample_probability(p, image.shape[:2]) for p, image in zip(probabilities, images, strict=True)]
 
 

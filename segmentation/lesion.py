@@ -66,8 +66,13 @@ def assess_confidence(
     touches_border = bool(mask[0, :].any() or mask[-1, :].any() or mask[:, 0].any() or mask[:, -1].any())
     radius = max(2, round(min(mask.shape) / 100))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    band = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_GRADIENT, kernel).astype(bool)
-    uncertain = np.abs(probability[band] - threshold) < UNCERTAIN_MARGIN
+    # The band lies within ``radius`` of the lesion: work on its bounding box widened by that much, not the photo.
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    top, bottom = max(0, rows[0] - radius - 1), min(mask.shape[0], rows[-1] + radius + 2)
+    left, right = max(0, cols[0] - radius - 1), min(mask.shape[1], cols[-1] + radius + 2)
+    box = np.ascontiguousarray(mask[top:bottom, left:right], dtype=np.uint8)
+    band = cv2.morphologyEx(box, cv2.MORPH_GRADIENT, kernel).astype(bool)
+    uncertain = np.abs(probability[top:bottom, left:right][band] - threshold) < UNCERTAIN_MARGIN
     share = float(uncertain.mean()) if uncertain.size else 0.0
     return ConfidenceFlags(
         empty=False,

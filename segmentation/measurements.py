@@ -21,6 +21,7 @@ import contextlib
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import pdist
@@ -120,20 +121,24 @@ def measure_lesion(
     if not mask.any():
         return None
 
+    # Everything below is measured on the lesion's bounding box (one pixel of margin): the same numbers as on the
+    # whole image, at a cost that follows the lesion's size, not the photo's.
+    mask, image = _crop_to_lesion(mask, image)
     # One label for all fragments: the lesion is measured as a whole (see module docstring).
     props = measure.regionprops(mask.astype(np.uint8))[0]
     area_px = float(props.area)
     # Crofton perimeter: within ~0.5% of the true length on discs/ellipses, where the default
     # 4-connected boundary-pixel perimeter reads ~5% long.
     perimeter_px = float(props.perimeter_crofton)
-    n_regions = int(measure.label(mask, connectivity=2).max())
+    n_regions = cv2.connectedComponents(np.ascontiguousarray(mask, dtype=np.uint8), connectivity=8)[0] - 1
 
     centroid = np.asarray(props.centroid, dtype=np.float64)
     theta = float(props.orientation)  # angle between the row axis and the major axis
     major = np.array([math.cos(theta), math.sin(theta)])  # (row, col) direction
     minor = np.array([-major[1], major[0]])
-    asym_major = _reflection_asymmetry(mask, centroid, major)
-    asym_minor = _reflection_asymmetry(mask, centroid, minor)
+    pixels = np.nonzero(mask)
+    asym_major = _reflection_asymmetry(mask, centroid, major, pixels)
+    asym_minor = _reflection_asymmetry(mask, centroid, minor, pixels)
 
     scale = 1.0 if mm_per_pixel is None else float(mm_per_pixel)
     return LesionMeasurements(
@@ -166,14 +171,27 @@ def _max_feret_diameter(region: np.ndarray) -> float:
     return math.sqrt(float(pdist(points, "sqeuclidean").max()))
 
 
-def _reflection_asymmetry(mask: np.ndarray, centroid: np.ndarray, direction: np.ndarray) -> float:
+def _crop_to_lesion(mask: np.ndarray, image: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The lesion's bounding box plus one pixel of background on every side (where the image has it)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    top, bottom = max(0, rows[0] - 1), min(mask.shape[0], rows[-1] + 2)
+    left, right = max(0, cols[0] - 1), min(mask.shape[1], cols[-1] + 2)
+    return mask[top:bottom, left:right], None if image is None else image[top:bottom, left:right]
+
+
+def _reflection_asymmetry(
+    mask: np.ndarray,
+    centroid: np.ndarray,
+    direction: np.ndarray,
+    pixels: tuple[np.ndarray, np.ndarray] | None = None,
+) -> float:
     """Non-overlapping area of the lesion and its mirror image about the axis line, over lesion area.
 
     A reflection keeps area, so XOR(M, mirror(M)) = 2 (|M| - |M ∩ mirror(M)|), and the overlap is the
     number of lesion pixels whose mirror point (rounded to the nearest pixel centre) is a lesion pixel.
     Counting over lesion pixels only keeps time and memory proportional to the lesion, not the image.
     """
-    rows, cols = np.nonzero(mask)
+    rows, cols = np.nonzero(mask) if pixels is None else pixels
     pr = rows - centroid[0]
     pc = cols - centroid[1]
     along = pr * direction[0] + pc * direction[1]
@@ -188,7 +206,18 @@ def _colour_variegation(image: np.ndarray, mask: np.ndarray) -> float:
     """Mean over L*, a*, b* of the standard deviation (ddof=0) of the lesion pixels' CIELAB values.
 
     CIELAB, because equal distances there are roughly equally visible colour differences, unlike RGB.
+    The conversion runs once per distinct colour (a lesion of millions of pixels has some tens of thousands) and the
+    statistics are weighted by each colour's pixel count: the same numbers, several times faster on a photo.
     """
-    pixels = image[mask].reshape(-1, 1, 3)
-    lab = color.rgb2lab(pixels).reshape(-1, 3)
-    return float(np.mean(np.std(lab, axis=0)))
+    pixels = image[mask]
+    if pixels.dtype != np.uint8:
+        lab = color.rgb2lab(pixels.reshape(-1, 1, 3)).reshape(-1, 3)
+        return float(np.mean(np.std(lab, axis=0)))
+    packed = (pixels[:, 0].astype(np.int32) << 16) | (pixels[:, 1].astype(np.int32) << 8) | pixels[:, 2]
+    colours, counts = np.unique(packed, return_counts=True)
+    rgb = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=-1).astype(np.uint8)
+    lab = color.rgb2lab(rgb.reshape(-1, 1, 3)).reshape(-1, 3)
+    weights = counts / counts.sum()
+    mean = weights @ lab
+    variance = weights @ (lab - mean) ** 2
+    return float(np.mean(np.sqrt(variance)))

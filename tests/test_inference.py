@@ -21,7 +21,8 @@ from trainer.data import CachedSplit, Sample, SegmentationDataset
 
 @pytest.fixture(scope="module")
 def predictor(tiny_weights: Path) -> Predictor:
-    return Predictor(tiny_weights, device="cpu")
+    """The PyTorch backend: these tests hook ``predictor.model`` (the ONNX Runtime path is in test_backends.py)."""
+    return Predictor(tiny_weights, device="cpu", backend="torch")
 
 
 UNTRAINED_NAME = "untrained-test-model"

@@ -130,6 +130,59 @@ def test_cli_resume_drops_log_rows_of_a_killed_epoch(data, tmp_path):
     assert _log(run_dir)[1]["step"] != "99"
 
 
+def test_warm_start_continues_a_lost_run_from_its_exported_weights(data, tmp_path):
+    lost = tmp_path / "lost"
+    Trainer(smoke_config(data, epochs=2), lost, device="cpu", quiet=True).fit()
+    weights = tmp_path / "exported.safetensors"
+    info = export_run(lost, weights, name="lost-run")
+    best_epoch = int(info.training["epochs_run"])
+    from trainer.cli import main
+
+    # The lost folder's log survives elsewhere (docs/training/log.csv in the real project); the folder itself does not.
+    shutil.copy(lost / "log.csv", tmp_path / "kept_log.csv")
+    shutil.rmtree(lost)
+    run_dir = tmp_path / "continued"
+    argv = ["train", "--preset", "smoke", "--run-dir", str(run_dir), "--epochs", "3", "--quiet"]
+    argv += [f"--{k.replace('_', '-')}={v}" for k, v in data.items() if k != "cache_dir"]
+    argv += [
+        "--cache-dir",
+        data["cache_dir"],
+        "--warm-start",
+        str(weights),
+        "--warm-start-log",
+        str(tmp_path / "kept_log.csv"),
+    ]
+    assert main(argv) == 0
+    rows = _log(run_dir)
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 4))  # earlier epochs kept, then the continued ones
+    assert int(rows[best_epoch]["step"]) > int(rows[best_epoch - 1]["step"])
+    assert TrainConfig.load(run_dir / "config.json").warm_start == str(weights)
+
+
+def test_warm_start_starts_from_the_exported_tensors_and_counters(data, tmp_path):
+    Trainer(smoke_config(data, epochs=1), tmp_path / "a", device="cpu", quiet=True).fit()
+    weights = tmp_path / "a.safetensors"
+    info = export_run(tmp_path / "a", weights, name="a")
+    trainer = Trainer(smoke_config(data, epochs=2), tmp_path / "b", device="cpu", quiet=True)
+    trainer.warm_start(weights)
+    exported = Predictor(weights, "cpu", backend="torch").model.state_dict()
+    for key, value in trainer.model.state_dict().items():
+        assert torch.equal(value, exported[key]), key
+    assert (trainer.epoch, trainer.step) == (1, int(info.training["steps"]))
+    assert trainer.best_dice == pytest.approx(info.validation["val_dice_mean_at_selection"])
+
+
+def test_warm_start_refuses_weights_of_another_network(data, tmp_path):
+    weights = tmp_path / "wide.safetensors"
+    save_weights(weights, build_model(NetworkConfig(base_width=8)), name="wide", preprocessing=Preprocessing((48, 64)))
+    trainer = Trainer(smoke_config(data, epochs=1), tmp_path / "run", device="cpu", quiet=True)
+    with pytest.raises(ValueError, match="weights are for"):
+        trainer.warm_start(weights)
+    save_weights(weights, build_model(NetworkConfig(base_width=4)), name="big", preprocessing=Preprocessing((96, 128)))
+    with pytest.raises(ValueError, match="trained at"):
+        trainer.warm_start(weights)
+
+
 def test_dice_loss_against_hand_computed_values():
     logits = torch.tensor([[[[20.0, -20.0], [20.0, -20.0]]]])  # probabilities ~ [1, 0; 1, 0]
     target = torch.tensor([[[[1.0, 1.0], [0.0, 0.0]]]])

@@ -9,6 +9,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from segmentation.weights import WeightsError
 from trainer.config import DEFAULT_DATA_ENV, PRESETS, TrainConfig, preset
 from trainer.data import DatasetError, isic_split_folders
 
@@ -20,7 +21,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training options (override the preset)")
     for field in fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
-        if flag in {"--train-images", "--train-masks", "--val-images", "--val-masks"}:
+        if flag in {"--train-images", "--train-masks", "--val-images", "--val-masks", "--warm-start"}:
             continue
         group.add_argument(flag, dest=f"cfg_{field.name}", default=None, metavar=field.name.upper())
 
@@ -39,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="a JSON file of options (applied after the preset)")
     train.add_argument("--run-dir", help="where the run's config, log, curves and checkpoints go")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    train.add_argument(
+        "--warm-start",
+        metavar="WEIGHTS",
+        help="continue a lost run from its exported weights (counters and schedule from the file's metadata)",
+    )
+    train.add_argument("--warm-start-log", metavar="LOG_CSV", help="the lost run's log.csv, to keep the log whole")
     train.add_argument("--device", default="auto")
     train.add_argument("--quiet", action="store_true")
     _add_config_options(train)
@@ -100,6 +107,12 @@ def run_train(args: argparse.Namespace) -> int:
         if (run_dir / "last.pt").exists():
             raise SystemExit(f"error: {run_dir} already holds a run; use --resume {run_dir} or another --run-dir")
         trainer = Trainer(config, run_dir, device=args.device, quiet=args.quiet)
+        if args.warm_start:
+            try:
+                trainer.warm_start(args.warm_start, args.warm_start_log)
+            except (ValueError, OSError, WeightsError) as error:
+                raise SystemExit(f"error: {error}") from error
+            print(f"warm start from {args.warm_start} at epoch {trainer.epoch} (best Dice {trainer.best_dice:.4f})")
     best = trainer.fit()
     print(f"done: best validation Dice {best:.4f}; run folder {run_dir}")
     return 0

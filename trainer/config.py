@@ -41,6 +41,7 @@ class TrainConfig:
     val_images: str = ""
     val_masks: str = ""
     cache_dir: str = "data/cache"
+    warm_start: str = ""  # an exported weights file this run continued from (its run folder was lost)
 
     @property
     def input_size(self) -> tuple[int, int]:

@@ -360,6 +360,41 @@ class Trainer:
         self.elapsed, self.best_dice = float(state["elapsed"]), float(state["best_dice"])
         checkpoint.restore_rng(state["rng"])
 
+    def warm_start(self, weights: str | os.PathLike, log: str | os.PathLike | None = None) -> None:
+        """Continue a run whose folder is lost from its exported weights (the bundled model, say).
+
+        The model's tensors and the run's counters (epoch, step, training time, best Dice) come from the weights
+        file's metadata, so the learning-rate schedule carries on where the exported epoch left it; the optimiser's
+        moments are not in an exported file and start afresh. ``log`` (the lost run's ``log.csv``, for example the
+        copy in ``docs/training/``) supplies the earlier epochs' rows so the run's log and curves stay whole.
+        """
+        from segmentation.weights import load_weights
+
+        model, info = load_weights(weights)
+        expected = NetworkConfig(variant=self.config.variant, base_width=self.config.base_width)
+        if info.network != expected:
+            raise ValueError(f"{weights}: weights are for {info.network}, this run trains {expected}")
+        if tuple(info.preprocessing.input_size) != self.config.input_size:
+            raise ValueError(
+                f"{weights}: weights were trained at {info.preprocessing.input_size}, this run at "
+                f"{self.config.input_size}"
+            )
+        self.model.load_state_dict(model.state_dict())
+        training = info.training
+        self.epoch = int(training.get("epochs_run", 0))
+        self.step = int(training.get("steps", 0))
+        self.elapsed = float(training.get("training_seconds", 0.0))
+        self.best_dice = float(info.validation.get("val_dice_mean_at_selection", -1.0))
+        self.config = self.config.override({"warm_start": str(weights)})
+        if log is not None and self.distributed.is_main:
+            with open(log, newline="") as handle:
+                rows = [row for row in csv.DictReader(handle) if int(row["epoch"]) <= self.epoch]
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with (self.run_dir / "log.csv").open("w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
+                writer.writeheader()
+                writer.writerows(rows)
+
     def resume(self) -> None:
         """Continue from ``last.pt``; log rows written after that checkpoint (a killed epoch) are dropped."""
         self.load_state_dict(checkpoint.load(self.run_dir / "last.pt", map_location=self.device))
