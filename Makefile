@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean bundle test-bundle
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,9 +20,22 @@ test: $(STAMP)
 	$(BIN)/lint-imports
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Speed and memory measurements (not tests): docs/BENCHMARKS.md and docs/benchmarks/results.json. About ten
+# minutes on two cores; run it on a quiet machine. ARGS="--quick" for a smoke run, ARGS="--only forward,gui" for parts.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run $(ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The clinic bundle: dist/LesionLens/, a folder that runs without Python (build.spec; README, "The bundle").
+# PyInstaller reuses build/ when nothing changed; a clean clone builds from scratch.
+bundle: $(STAMP)
+	$(BIN)/pyinstaller --noconfirm --log-level WARN build.spec
+
+test-bundle: bundle
+	scripts/test_bundle.sh dist/LesionLens
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache

@@ -1,6 +1,7 @@
-"""The ``lesionlens`` console script: ``lesionlens segment ...`` runs headless; anything else opens the GUI.
+"""The ``lesionlens`` console script: ``segment ...`` and ``--self-test`` run headless; anything else opens the GUI.
 
-Qt is imported only on the GUI path, so the batch command works on a server without a display.
+Qt is imported only on the GUI path, so the batch command and the self-test work on a server without a display.
+The PyInstaller bundle (``build.spec``) uses this same entry point.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ USAGE = """\
 LesionLens - skin lesion segmentation for dermoscopy images
 
   lesionlens segment INPUT... --out DIR [--weights FILE]   segment images/folders headlessly
+  lesionlens --self-test [--device cpu|cuda|auto]          check this installation segments correctly
   lesionlens [IMAGE_OR_FOLDER...]                           open the desktop app
 """
 
@@ -22,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
         from segmentation.cli import main as segment_main
 
         return segment_main(argv[1:])
+    if argv and argv[0] == "--self-test":
+        from segmentation.selftest import main as selftest_main
+
+        return selftest_main(argv[1:])
     if argv and argv[0] in {"-h", "--help"}:
         print(USAGE)
         return 0

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QIcon
 from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QFileDialog, QLineEdit, QMainWindow, QWidget
 
 from app.about import AboutDialog
@@ -37,7 +37,7 @@ from segmentation.export import OverlayStyle, export_paths
 from segmentation.imageio import SUPPORTED_EXTENSIONS, OutputWriteError
 from segmentation.inference import Predictor
 from segmentation.postprocess import CLEANUP_STEPS
-from segmentation.resources import samples_dir
+from segmentation.resources import app_icon_path, samples_dir
 
 log = logging.getLogger("lesionlens.gui")
 SAMPLE_NAME = "ISIC_0014572.jpg"
@@ -494,6 +494,7 @@ def run(argv: list[str]) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setApplicationName("LesionLens")
     app.setOrganizationName("LesionLens")
+    app.setWindowIcon(QIcon(str(app_icon_path())))
     window = MainWindow(weights=args.weights, device=args.device)
     install_excepthook(lambda: window)
     window.show()

@@ -120,45 +120,58 @@ def batch_folder_768(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def run(weights: dict[str, Path], *, quick: bool = False) -> dict:
-    results: dict = {"latency": {}, "throughput": {}, "peak_memory_mb": {}}
+def run(weights: dict[str, Path], part: str, *, quick: bool = False) -> dict:
+    """One part: ``latency`` (stages of one image at a time), ``throughput`` (folders through the batch engine) or
+    ``peak_memory_mb`` (``lesionlens segment`` in a child process)."""
     with tempfile.TemporaryDirectory(prefix="lesionlens-bench-") as tmp:
         root = Path(tmp)
-        sets = image_sets(root / "sets", quick=quick)
         counts = (5, 10) if quick else BATCH_COUNTS
-        for variant, path in weights.items():
-            predictor = Predictor(path, "cpu")
-            results["latency"][variant] = {
-                name: latency(predictor, paths, _fresh(root / f"lat-{variant}-{i}"))
-                for i, (name, paths) in enumerate(sets.items())
-            }
-            results["latency"][variant]["backend"] = predictor.backend.name
-            scaling = counts if variant == "full" else counts[-1:]
-            results["throughput"][variant] = {
-                "256x192": {
-                    str(n): throughput(predictor, batch_folder_256(n), _fresh(root / f"tp-{variant}-{n}"))
-                    for n in scaling
+        if part == "latency":
+            sets = image_sets(root / "sets", quick=quick)
+            results: dict = {}
+            for variant, path in weights.items():
+                predictor = Predictor(path, "cpu")
+                results[variant] = {
+                    name: latency(predictor, paths, _fresh(root / f"lat-{variant}-{i}"))
+                    for i, (name, paths) in enumerate(sets.items())
+                }
+                results[variant]["backend"] = predictor.backend.name
+            return results
+        if part == "throughput":
+            results = {}
+            for variant, path in weights.items():
+                predictor = Predictor(path, "cpu")
+                scaling = counts if variant == "full" else counts[-1:]
+                results[variant] = {
+                    "256x192": {
+                        str(n): throughput(predictor, batch_folder_256(n), _fresh(root / f"tp-{variant}-{n}"))
+                        for n in scaling
+                    },
+                    "768x576": {
+                        str(counts[-1]): throughput(
+                            predictor, batch_folder_768(root / "b768", counts[-1]), _fresh(root / f"tp768-{variant}")
+                        )
+                    },
+                }
+            return results
+        if part == "peak_memory_mb":
+            photos = real_images(FULLRES_IMAGES, 2 if quick else None)
+            largest = max(photos, key=lambda p: np.prod(read_image_size(p)))
+            width, height = read_image_size(largest)
+            cli = ["segment", "--weights", str(weights["full"])]
+            rss, seconds = peak_rss_mb([*cli, str(largest), "--out", str(_fresh(root / "mem-one"))])
+            many = batch_folder_256(counts[-1])
+            rss_many, seconds_many = peak_rss_mb([*cli, *map(str, many), "--out", str(_fresh(root / "mem-batch"))])
+            return {
+                "cli_largest_photo": {
+                    "image": largest.name,
+                    "megapixels": round(width * height / 1e6, 2),
+                    "mb": round(rss),
+                    "seconds": round(seconds, 1),
                 },
-                "768x576": {
-                    str(counts[-1]): throughput(
-                        predictor, batch_folder_768(root / "b768", counts[-1]), _fresh(root / f"tp768-{variant}")
-                    )
-                },
+                f"cli_batch_{len(many)}": {"mb": round(rss_many), "seconds": round(seconds_many, 1)},
             }
-        largest = max(sets["full resolution"], key=lambda p: np.prod(read_image_size(p)))
-        width, height = read_image_size(largest)
-        cli = ["segment", "--weights", str(weights["full"])]
-        rss, seconds = peak_rss_mb([*cli, str(largest), "--out", str(_fresh(root / "mem-one"))])
-        results["peak_memory_mb"]["cli_largest_photo"] = {
-            "image": largest.name,
-            "megapixels": round(width * height / 1e6, 2),
-            "mb": round(rss),
-            "seconds": round(seconds, 1),
-        }
-        many = batch_folder_256(counts[-1])
-        rss, seconds = peak_rss_mb([*cli, *map(str, many), "--out", str(_fresh(root / "mem-batch"))])
-        results["peak_memory_mb"][f"cli_batch_{len(many)}"] = {"mb": round(rss), "seconds": round(seconds, 1)}
-    return results
+    raise ValueError(part)
 
 
 def _fresh(folder: Path) -> Path:

@@ -3,16 +3,17 @@
 Both backends take the preprocessed float32 batch (Nx3xHxW) and return the logits (Nx1xHxW); everything before and
 after (resizing, normalising, sigmoid, upsampling) is shared, so the choice changes speed and nothing else.
 
-- PyTorch runs on the CPU in channels-last memory layout (on this project's 2-core machine 56 ms against 94 ms
-  contiguous for the bundled model, see ``docs/BENCHMARKS.md``), and on a GPU as it is.
-- ONNX Runtime (the optional ``onnx`` extra) runs a graph exported in memory from the very model the weights file
-  rebuilt, so nothing but the verified safetensors file is ever read. ``auto`` exports it, checks that its logits
-  match PyTorch's on a fixed input, times both and keeps the faster. Any failure falls back to PyTorch with a log
-  line: the optional extra can make LesionLens faster, never broken.
+- PyTorch runs on the CPU in channels-last memory layout (faster than contiguous for the bundled model, see
+  ``docs/BENCHMARKS.md``), and on a GPU as it is.
+- ONNX Runtime (the optional ``onnx`` extra: onnxruntime, and onnx for the export) runs a graph exported in memory
+  from the very model the weights file rebuilt, so nothing but the verified safetensors file is ever read.
+  ``auto`` exports it, checks that its logits match PyTorch's on a fixed input, times both and keeps the faster.
+  Any failure falls back to PyTorch with a log line: the optional extra can make LesionLens faster, never broken.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import io
@@ -20,6 +21,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Iterator
 from typing import Protocol
 
 import numpy as np
@@ -31,7 +33,7 @@ BACKEND_CHOICES = ("auto", "torch", "onnxruntime")
 BACKEND_ENV = "LESIONLENS_BACKEND"
 #: ONNX Runtime's logits may differ from PyTorch's by float rounding only; more than this means a broken export.
 AGREEMENT_TOLERANCE = 1e-3
-CALIBRATION_RUNS = 3
+CALIBRATION_RUNS = 2  # after the agreement probe, which is each backend's warm-up
 
 
 class Backend(Protocol):
@@ -68,16 +70,41 @@ class OnnxRuntimeBackend:
         import onnxruntime
 
         graph = export_onnx_bytes(model, input_size)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # warnings about unused initialisers are not the clinician's business
-        self.session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
+        threads = threads or torch.get_num_threads()
+        # Two sessions over one graph. While the network runs alone (the GUI, one image), idle worker threads may
+        # spin: the lowest latency. In the batch engine, decoding and writing share the two cores with the network,
+        # and spinning threads starve them: ``spinning = False`` (set by the engine) uses the session whose threads
+        # sleep (batch of 100 at 768x576 on this project's 2-core machine: 11.3-11.8 images/s against 4.7-9.0).
+        self.sessions = {spin: self._session(onnxruntime, graph, threads, spin=spin) for spin in (True, False)}
+        self.spinning = True
+        self.input_name = self.sessions[True].get_inputs()[0].name
         self.name = f"ONNX Runtime {onnxruntime.__version__}"
 
+    @staticmethod
+    def _session(onnxruntime, graph: bytes, threads: int, *, spin: bool):
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # warnings about unused initialisers are not the clinician's business
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+
     def logits(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        session = self.sessions[self.spinning]
+        return session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+
+@contextlib.contextmanager
+def sharing_the_cores(backend: Backend) -> Iterator[None]:
+    """While other threads work beside the network (the batch engine), its idle threads sleep rather than spin."""
+    if not hasattr(backend, "spinning"):
+        yield
+        return
+    before, backend.spinning = backend.spinning, False
+    try:
+        yield
+    finally:
+        backend.spinning = before
 
 
 def export_onnx_bytes(model: torch.nn.Module, input_size: tuple[int, int]) -> bytes:
@@ -85,7 +112,7 @@ def export_onnx_bytes(model: torch.nn.Module, input_size: tuple[int, int]) -> by
     model = copy.deepcopy(model).cpu().float().eval().to(memory_format=torch.contiguous_format)
     height, width = input_size
     buffer = io.BytesIO()
-    with warnings.catch_warnings():  # the TorchScript exporter is deliberate: it needs neither onnx nor onnxscript
+    with warnings.catch_warnings():  # the TorchScript exporter (it needs the onnx package, not onnxscript)
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
@@ -153,8 +180,7 @@ def faster_of(reference: Backend, candidate: Backend, input_size: tuple[int, int
 
 
 def seconds_per_call(backend: Backend, batch: np.ndarray, runs: int = CALIBRATION_RUNS) -> float:
-    """Best of ``runs`` timed calls after one warm-up (the minimum is the least disturbed by other work)."""
-    backend.logits(batch)
+    """Best of ``runs`` timed calls (the minimum is the least disturbed by other work); call it warmed up."""
     best = float("inf")
     for _ in range(runs):
         started = time.perf_counter()

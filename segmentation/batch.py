@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from segmentation.backends import sharing_the_cores
 from segmentation.export import OverlayStyle, render_overlay
 from segmentation.imageio import (
     ImageReadError,
@@ -248,6 +249,7 @@ class BatchSegmenter:
         """
         stop = threading.Event()  # cancel, or the caller stopped iterating
         with (
+            sharing_the_cores(self.predictor.backend),
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="lesionlens-reader") as reader,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="lesionlens-network") as network,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="lesionlens-finisher") as finisher,

@@ -20,6 +20,11 @@ def samples_dir() -> Path:
     return resources_dir() / "samples"
 
 
+def app_icon_path() -> Path:
+    """The window and bundle icon (``scripts/make_icon.py`` draws it; .ico and .icns beside it)."""
+    return resources_dir() / "icons" / "lesionlens.png"
+
+
 def bundled_weights_path() -> Path:
     """The bundled model (which may not exist yet); its hash is pinned in ``segmentation.bundled_model``."""
     return resources_dir() / "models" / DEFAULT_WEIGHTS_NAME

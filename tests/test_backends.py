@@ -120,3 +120,24 @@ def test_onnxruntime_requested_but_missing_is_a_clear_error(tiny_weights: Path, 
 def test_the_status_line_names_the_backend(tiny_weights: Path) -> None:
     predictor = Predictor(tiny_weights, "cpu", backend="torch")
     assert predictor.device_description.startswith("CPU (") and "PyTorch" in predictor.device_description
+
+
+@needs_onnxruntime
+def test_the_batch_engine_runs_onnxruntime_with_sleeping_threads(tiny_weights: Path, tmp_path: Path, rgb_image) -> None:
+    """Alone (the GUI) the spinning session, for latency; beside the batch engine's other threads the sleeping one."""
+    from PIL import Image
+
+    from segmentation.batch import BatchItem, BatchSegmenter
+
+    predictor = Predictor(tiny_weights, "cpu", backend="onnxruntime")
+    seen: list[bool] = []
+    real = predictor.backend.logits
+    predictor.backend.logits = lambda batch: seen.append(predictor.backend.spinning) or real(batch)
+    predictor.predict(rgb_image())
+    path = tmp_path / "one.png"
+    Image.fromarray(rgb_image()).save(path)
+    assert [r.status for r in BatchSegmenter(predictor, tmp_path / "out").run([BatchItem(path, Path(path.name))])] == [
+        "ok"
+    ]
+    assert seen == [True, False]
+    assert predictor.backend.spinning  # restored after the batch

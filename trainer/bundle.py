@@ -31,6 +31,7 @@ from segmentation.inference import Predictor
 from segmentation.metrics import METRIC_ABBREVIATIONS, METRIC_NAMES, ConfusionCounts, MetricSummary, scores, summarize
 from segmentation.network import build_model, count_macs, count_parameters
 from segmentation.resources import DEFAULT_WEIGHTS_NAME, resources_dir
+from segmentation.selftest import selftest_files
 from segmentation.weights import file_sha256
 from trainer.data import find_samples
 from trainer.evaluate import PAPER_ROWS
@@ -41,7 +42,6 @@ VALIDATION = ("ISIC-2017_Validation_Data", "ISIC-2017_Validation_Part1_GroundTru
 FULLRES = ("images", "masks")
 REGRESSION_IMAGES = 20
 REGRESSION_MARGIN = 0.02
-SELFTEST_SAMPLE = "ISIC_0012126.jpg"
 EXAMPLE_IDS = ("ISIC_0001769", "ISIC_0012099", "ISIC_0012417", "ISIC_0013491", "ISIC_0014211", "ISIC_0014809")
 PIN_FILE = REPO / "segmentation" / "bundled_model.py"
 NOTES = re.compile(r"<!-- notes:start -->.*?<!-- notes:end -->", re.S)
@@ -130,10 +130,10 @@ def pin_hash(sha256: str) -> None:
 
 
 def write_selftest_reference(predictor: Predictor) -> None:
-    sample = resources_dir() / "samples" / SELFTEST_SAMPLE
-    out = resources_dir() / "selftest"
-    out.mkdir(parents=True, exist_ok=True)
-    write_mask(out / f"{sample.stem}_reference.png", predictor.predict(read_image(sample)).mask)
+    """What ``lesionlens --self-test`` compares the bundle's mask with (paths from ``segmentation.selftest``)."""
+    files = selftest_files()
+    files.reference.parent.mkdir(parents=True, exist_ok=True)
+    write_mask(files.reference, predictor.predict(read_image(files.sample)).mask)
 
 
 def copy_training_records(run_dir: Path) -> None:

@@ -259,6 +259,7 @@ def test_run_entry_point_opens_the_window(tiny_weights: Path, image_folder: Path
     assert status == 0
     assert seen and seen[0].document.path == image_folder / "lesion_2.png"
     assert seen[0].document.segmentation is not None
+    assert not QApplication.windowIcon().isNull()  # resources/icons/lesionlens.png
     seen[0].deleteLater()
 
 
