@@ -15,7 +15,7 @@ from pathlib import Path
 
 from segmentation.resources import bundled_weights_path
 
-BUNDLED_WEIGHTS_SHA256: str | None = "f01e1b17636a59dab5e36553a88684fc5311f690718bbfbfa990567bac203589"
+BUNDLED_WEIGHTS_SHA256: str | None = "28cc4a8fccd55ce3e2c3b38fad9ad5f4d938bef904546e6cb787f008aaf14002"
 
 
 def pinned_sha256(weights: str | os.PathLike) -> str | None:
