@@ -53,6 +53,15 @@ def binarise(probability: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> n
     return probability >= threshold
 
 
+def lesion_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """The bounding box of a non-empty mask, widened by ``margin`` pixels where the image has them."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return (
+        slice(max(0, rows[0] - margin), min(mask.shape[0], rows[-1] + margin + 1)),
+        slice(max(0, cols[0] - margin), min(mask.shape[1], cols[-1] + margin + 1)),
+    )
+
+
 def assess_confidence(
     probability: np.ndarray, mask: np.ndarray, threshold: float = DEFAULT_THRESHOLD
 ) -> ConfidenceFlags:
@@ -67,12 +76,9 @@ def assess_confidence(
     radius = max(2, round(min(mask.shape) / 100))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     # The band lies within ``radius`` of the lesion: work on its bounding box widened by that much, not the photo.
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    top, bottom = max(0, rows[0] - radius - 1), min(mask.shape[0], rows[-1] + radius + 2)
-    left, right = max(0, cols[0] - radius - 1), min(mask.shape[1], cols[-1] + radius + 2)
-    box = np.ascontiguousarray(mask[top:bottom, left:right], dtype=np.uint8)
-    band = cv2.morphologyEx(box, cv2.MORPH_GRADIENT, kernel).astype(bool)
-    uncertain = np.abs(probability[top:bottom, left:right][band] - threshold) < UNCERTAIN_MARGIN
+    box = lesion_box(mask, radius + 1)
+    band = cv2.morphologyEx(np.ascontiguousarray(mask[box], dtype=np.uint8), cv2.MORPH_GRADIENT, kernel).astype(bool)
+    uncertain = np.abs(probability[box][band] - threshold) < UNCERTAIN_MARGIN
     share = float(uncertain.mean()) if uncertain.size else 0.0
     return ConfidenceFlags(
         empty=False,

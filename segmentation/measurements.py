@@ -27,6 +27,8 @@ from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import pdist
 from skimage import color, measure
 
+from segmentation.lesion import lesion_box
+
 __all__ = [
     "DIMENSIONS",
     "MEASUREMENT_FIELDS",
@@ -123,7 +125,8 @@ def measure_lesion(
 
     # Everything below is measured on the lesion's bounding box (one pixel of margin): the same numbers as on the
     # whole image, at a cost that follows the lesion's size, not the photo's.
-    mask, image = _crop_to_lesion(mask, image)
+    box = lesion_box(mask, 1)
+    mask, image = mask[box], None if image is None else image[box]
     # One label for all fragments: the lesion is measured as a whole (see module docstring).
     props = measure.regionprops(mask.astype(np.uint8))[0]
     area_px = float(props.area)
@@ -169,14 +172,6 @@ def _max_feret_diameter(region: np.ndarray) -> float:
     with contextlib.suppress(QhullError):  # all points collinear: search them all (there are few)
         points = points[ConvexHull(points).vertices]
     return math.sqrt(float(pdist(points, "sqeuclidean").max()))
-
-
-def _crop_to_lesion(mask: np.ndarray, image: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """The lesion's bounding box plus one pixel of background on every side (where the image has it)."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    top, bottom = max(0, rows[0] - 1), min(mask.shape[0], rows[-1] + 2)
-    left, right = max(0, cols[0] - 1), min(mask.shape[1], cols[-1] + 2)
-    return mask[top:bottom, left:right], None if image is None else image[top:bottom, left:right]
 
 
 def _reflection_asymmetry(

@@ -6,11 +6,12 @@ import argparse
 import csv
 import json
 import subprocess
-import warnings
 from pathlib import Path
 
 import torch
 
+from segmentation.backends import export_onnx_bytes
+from segmentation.imageio import atomic_write_bytes
 from segmentation.network import NetworkConfig, build_model
 from segmentation.preprocessing import Preprocessing
 from segmentation.weights import ModelInfo, save_weights
@@ -73,20 +74,8 @@ def export_run(run_dir: Path, out: Path, *, name: str, which: str = "best", onnx
 
 
 def export_onnx(model: torch.nn.Module, preprocessing: Preprocessing, out: Path) -> None:
-    height, width = preprocessing.input_size
-    example = torch.zeros(1, 3, height, width)
-    with warnings.catch_warnings():  # the TorchScript exporter is deliberate: it needs no onnxscript
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            model,
-            example,
-            str(out),
-            input_names=["image"],
-            output_names=["logits"],
-            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
+    """The same graph the app's ONNX Runtime backend builds in memory, written to ``out``."""
+    atomic_write_bytes(out, export_onnx_bytes(model, preprocessing.input_size))
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
