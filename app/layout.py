@@ -38,6 +38,16 @@ SHORT_LABELS = {
     "keep_largest": "Largest only", "smooth": "Smooth", "reset_mask": "Reset", "zoom_fit": "Fit",
     "zoom_actual": "1:1", "undo": "Undo", "redo": "Redo",
 }  # fmt: skip
+PREFERRED_WINDOW = QSize(1440, 900)
+SCREEN_SHARE = 0.92  # of the screen's free area, so the window's edges and the panels stay on a small screen
+
+
+def first_window_size(available: QSize, preferred: QSize = PREFERRED_WINDOW) -> QSize:
+    """The window's size on a first start (no saved geometry): the preferred size, shrunk to fit the screen."""
+    return QSize(
+        min(preferred.width(), int(available.width() * SCREEN_SHARE)),
+        min(preferred.height(), int(available.height() * SCREEN_SHARE)),
+    )
 
 
 def build_layout(window: MainWindow) -> None:

@@ -26,7 +26,7 @@ from app.document import LesionDocument
 from app.editing import CleanupController
 from app.exporting import ExportController
 from app.folder_panel import AI_MASK, CANNOT_OPEN, EDITED, EXPORTED, NOT_SEGMENTED, FolderPanel, images_in
-from app.layout import build_layout, build_menus
+from app.layout import build_layout, build_menus, first_window_size
 from app.model_state import ModelController
 from app.panels import colour_to_hex, flags_text, hex_to_colour
 from app.persistence import AutosaveController, saved_time, window_settings
@@ -91,7 +91,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("LesionLens")
         state = window_settings()
         if not self.restoreGeometry(state.value("geometry", b"")):
-            self.resize(1440, 900)
+            self.resize(first_window_size(self.screen().availableGeometry().size()))
         self.restoreState(state.value("state", b""))
         self.folder_panel.hide()  # until a folder is opened, whatever the last session showed
         self.exporter.last_folder = str(state.value("export_folder", ""))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from segmentation.resources import bundled_weights_path
 
-BUNDLED_WEIGHTS_SHA256: str | None = "28cc4a8fccd55ce3e2c3b38fad9ad5f4d938bef904546e6cb787f008aaf14002"
+BUNDLED_WEIGHTS_SHA256: str | None = "dc6bf85415361b5e274cfadff9ee9cfb8e597e568e9023529c1b7eb77b8435f1"
 
 
 def pinned_sha256(weights: str | os.PathLike) -> str | None:

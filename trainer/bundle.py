@@ -9,7 +9,8 @@ One command, so a retrain (on this machine or a lent GPU) updates everything in 
 5. the figures ``docs/figures/validation_examples.png`` and ``docs/figures/worst_validation.png``;
 6. the regression floor ``tests/data/regression_floor.json`` (mean Dice on 20 fixed validation images minus 0.02);
 7. the bundle self-test reference mask ``resources/selftest/`` (what the Python build predicts for a sample);
-8. the run's small records (``config.json``, ``log.csv``, ``curves.png``) in ``docs/training/``.
+8. the run's small records (``config.json``, ``log.csv``) in ``docs/training/``, with ``curves.png`` redrawn;
+9. the inference-side levers measured on the validation set (``trainer.gap``: clean-up, flip averaging).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from segmentation.weights import file_sha256
 from trainer.data import find_samples
 from trainer.evaluate import PAPER_ROWS
 from trainer.export import export_run
+from trainer.gap import measure_variants, variants_table
+from trainer.plots import plot_curves
 
 REPO = Path(__file__).resolve().parent.parent
 VALIDATION = ("ISIC-2017_Validation_Data", "ISIC-2017_Validation_Part1_GroundTruth")
@@ -68,8 +71,13 @@ def run(args: argparse.Namespace) -> int:
     predictor = Predictor(weights, "cpu")
     validation, rows = evaluate(predictor, args.data / VALIDATION[0], args.data / VALIDATION[1])
     fullres, fullres_rows = evaluate(predictor, args.fullres / FULLRES[0], args.fullres / FULLRES[1])
+    variants = measure_variants(predictor, args.data / VALIDATION[0], args.data / VALIDATION[1])
     model_dir = REPO / "docs" / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(
+        model_dir / "inference_variants.json",
+        {"model": info.name, "sha256": info.sha256, **{name: s.to_dict() for name, s in variants.items()}},
+    )
     for name, summary, per_image in (("validation", validation, rows), ("fullres", fullres, fullres_rows)):
         _write_json(model_dir / f"{name}.json", {"model": info.name, "sha256": info.sha256, **summary.to_dict()})
         _write_csv(model_dir / f"{name}_per_image.csv", per_image)
@@ -88,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     write_selftest_reference(predictor)
     copy_training_records(args.run_dir)
     context = card_context(predictor, info, validation, fullres, worst, floor, args.hardware)
+    context["variants_table"] = variants_table(variants)
     write_model_card(context)
     update_readme(context)
     print(
@@ -139,9 +148,12 @@ def write_selftest_reference(predictor: Predictor) -> None:
 def copy_training_records(run_dir: Path) -> None:
     target = REPO / "docs" / "training"
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "log.csv", "curves.png"):
+    for name in ("config.json", "log.csv"):
         if (run_dir / name).exists():
             shutil.copy2(run_dir / name, target / name)
+    if (target / "log.csv").exists():  # redrawn, so the figure follows the current plotting code
+        batch_size = json.loads((target / "config.json").read_text()).get("batch_size", 16)
+        plot_curves(target / "log.csv", target / "curves.png", batch_size=batch_size)
 
 
 def draw_examples(predictor: Predictor, data: Path, ids: list[str], out: Path) -> None:
@@ -296,6 +308,13 @@ ISIC_0012970 (same picture).
 {c["worst"]}
 
 ![worst cases](figures/worst_validation.png)
+
+## Inference-side levers (validation set, same images)
+Measured by `trainer/gap.py` through the same predictor: the app's optional clean-up (fill holes, keep the largest
+lesion) and averaging the probability over the four flips of the input. Neither is the app's default; the first
+row is the model as shipped.
+
+{c["variants_table"]}
 
 {notes}
 

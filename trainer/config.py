@@ -84,7 +84,7 @@ PRESETS: dict[str, dict] = {
         "learning_rate": 1e-3,
         "schedule": "cosine",
         "repeats": 1,
-        "precision": "fp32",
+        "precision": "auto",  # bf16 where AMX makes it 2.4x faster, fp32 elsewhere (docs/CPU_PRESET.md)
     },
     # A few steps on tiny inputs: smoke tests and CI.
     "smoke": {

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QPointF, Qt, QTimer
+from PySide6.QtCore import QEvent, QPointF, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QKeyEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QColorDialog, QInputDialog
 
 from app.canvas import Tool
 from app.folder_panel import AI_MASK, EDITED, NOT_SEGMENTED
+from app.layout import first_window_size
 from app.main_window import MainWindow, run
 
 pytestmark = pytest.mark.gui
@@ -351,3 +352,17 @@ def test_unexpected_errors_are_logged_and_shown_not_raised(lesionlens_home, monk
         sys.excepthook(type(error), error, error.__traceback__)
     assert len(shown) == 1 and "boom in a slot" in shown[0] and "Traceback" not in shown[0]
     assert "Traceback" in log_path.read_text(encoding="utf-8")
+
+
+def test_first_start_window_fits_a_small_screen(tiny_weights: Path, qtbot) -> None:
+    """With no saved geometry the window takes its preferred size shrunk to the screen, so no panel is cut off."""
+    window = MainWindow(weights=tiny_weights, device="cpu")
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.modelLoaded, timeout=15_000):
+        window.show()
+    available = window.screen().availableGeometry()
+    assert window.width() <= available.width()
+    assert window.height() <= available.height()
+    assert first_window_size(QSize(1400, 1050)) == QSize(1288, 900)  # the 1400-px screen that cut the panel off
+    assert first_window_size(QSize(2560, 1440)) == QSize(1440, 900)
+    window.close()
