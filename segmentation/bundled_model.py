@@ -15,7 +15,7 @@ from pathlib import Path
 
 from segmentation.resources import bundled_weights_path
 
-BUNDLED_WEIGHTS_SHA256: str | None = "dc6bf85415361b5e274cfadff9ee9cfb8e597e568e9023529c1b7eb77b8435f1"
+BUNDLED_WEIGHTS_SHA256: str | None = "527c60f896d27c16d5c372ca3f2132b2cdcb3752267e5641d1adcf7e8a7f9d0a"
 
 
 def pinned_sha256(weights: str | os.PathLike) -> str | None:

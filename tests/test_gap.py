@@ -12,7 +12,14 @@ from segmentation.inference import Predictor
 from segmentation.metrics import ConfusionCounts, dice
 from segmentation.postprocess import fill_holes, keep_largest_lesion
 from trainer.bundle import evaluate
-from trainer.gap import VARIANTS, flip_averaged_probability, measure_variants, variants_table
+from trainer.gap import (
+    VARIANTS,
+    flip_averaged_probability,
+    gap_sentence,
+    measure_variants,
+    variants_table,
+    where_the_gap_is,
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +67,18 @@ def test_variants_score_the_same_images_as_the_model_card(predictor: Predictor, 
     assert summaries["clean-up (fill holes, largest lesion)"].mean["dice"] == pytest.approx(np.mean(cleaned))
     table = variants_table(summaries)
     assert table.count("\n") == len(VARIANTS) + 1 and "| as shipped | 1 |" in table and "+0.00 |" in table
+
+
+def test_where_the_gap_is_splits_the_shortfall_between_failed_and_other_images() -> None:
+    gap = where_the_gap_is([0.0, 0.9, 0.9, 0.86])  # shortfalls from 0.88: 0.88, 0, 0, 0.02
+    assert gap["mean"] == pytest.approx(0.665)
+    assert gap["median"] == pytest.approx(0.88)
+    assert gap["failed_images"] == 1
+    assert gap["mean_without_failed"] == pytest.approx((0.9 + 0.9 + 0.86) / 3)
+    assert gap["shortfall_share_of_failed"] == pytest.approx(0.88 / 0.90)
+    sentence = gap_sentence(gap, 4)
+    assert (
+        "1 of 4 images score below 0.5 Dice" in sentence
+        and "98 %" in sentence
+        and "Mean Dice 66.50 against a median of 88.00" in sentence
+    )

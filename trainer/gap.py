@@ -70,3 +70,33 @@ def variants_table(summaries: dict[str, MetricSummary]) -> str:
             f"{100 * summary.mean['jaccard']:.2f} | {100 * (summary.mean['dice'] - shipped):+.2f} |"
         )
     return "\n".join(lines)
+
+
+def where_the_gap_is(dice_per_image: list[float], bar: float = 0.88, failure: float = 0.5) -> dict:
+    """How the mean Dice's shortfall from ``bar`` splits between a few failed images and the rest.
+
+    A mean far below the median means a handful of images (missed or wildly over-drawn lesions) carry the gap, not
+    the precision of ordinary outlines; that decides whether more training or better data/augmentation would help.
+    """
+    values = np.sort(np.asarray(dice_per_image, dtype=float))
+    failed = values < failure
+    shortfall = np.clip(bar - values, 0.0, None)
+    return {
+        "bar": bar,
+        "mean": float(values.mean()),
+        "median": float(np.median(values)),
+        "failure_below": failure,
+        "failed_images": int(failed.sum()),
+        "mean_without_failed": float(values[~failed].mean()) if (~failed).any() else float("nan"),
+        "shortfall_share_of_failed": float(shortfall[failed].sum() / shortfall.sum()) if shortfall.sum() else 0.0,
+    }
+
+
+def gap_sentence(gap: dict, n_images: int) -> str:
+    """One sentence for the model card from :func:`where_the_gap_is`."""
+    return (
+        f"Mean Dice {100 * gap['mean']:.2f} against a median of {100 * gap['median']:.2f}: "
+        f"{gap['failed_images']} of {n_images} images score below {gap['failure_below']} Dice and carry "
+        f"{100 * gap['shortfall_share_of_failed']:.0f} % of the images' total shortfall from the {gap['bar']} bar; "
+        f"the mean over the other {n_images - gap['failed_images']} is {100 * gap['mean_without_failed']:.2f}."
+    )
