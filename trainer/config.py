@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 DEFAULT_DATA_ENV = "LESIONLENS_DATA"
+QUALITY_BAR_DICE = 0.88  # the product's bar for the bundled model: mean Dice over the validation images
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
-"""How much of the gap to the quality bar cheap inference-side levers close, measured on the validation set.
+"""Where the gap to the quality bar is, and how much of it cheap inference-side levers close.
 
-``trainer bundle`` puts the result in the model card, beside the training curve, so "what would close the gap"
-rests on numbers rather than hopes. Each variant scores the same images through the app's own predictor:
+``trainer bundle`` puts both in the model card, beside the training curve, so "what would close the gap" rests on
+numbers rather than hopes. :func:`where_the_gap_is` splits the mean Dice's shortfall between failed images and the
+rest; :func:`measure_variants` scores the same images through the app's own predictor in each variant:
 
 - ``as shipped``: the app's default, one forward pass, the raw mask at threshold 0.5 (the card's main table);
 - ``clean-up``: the app's optional clean-up steps that need no parameter (fill holes, keep the largest lesion);
@@ -21,6 +22,7 @@ from segmentation.inference import Predictor, upsample_probability
 from segmentation.metrics import ConfusionCounts, MetricSummary, summarize
 from segmentation.postprocess import clean_up
 from segmentation.preprocessing import prepare_input
+from trainer.config import QUALITY_BAR_DICE
 from trainer.data import find_samples
 
 CLEANUP = ("fill_holes", "keep_largest")
@@ -72,7 +74,7 @@ def variants_table(summaries: dict[str, MetricSummary]) -> str:
     return "\n".join(lines)
 
 
-def where_the_gap_is(dice_per_image: list[float], bar: float = 0.88, failure: float = 0.5) -> dict:
+def where_the_gap_is(dice_per_image: list[float], bar: float = QUALITY_BAR_DICE, failure: float = 0.5) -> dict:
     """How the mean Dice's shortfall from ``bar`` splits between a few failed images and the rest.
 
     A mean far below the median means a handful of images (missed or wildly over-drawn lesions) carry the gap, not

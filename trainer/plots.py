@@ -11,8 +11,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from trainer.config import QUALITY_BAR_DICE
+
 PAPER_IMAGE_STEPS = 2_000_000  # the paper's recipe: 250 epochs x 2000 images x 4 augmented copies
-QUALITY_BAR_DICE = 0.88  # the product's bar for the bundled model (mean validation Dice)
 
 
 def plot_curves(log: str | os.PathLike, out: str | os.PathLike, *, batch_size: int = 16) -> None:
