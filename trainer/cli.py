@@ -21,8 +21,10 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training options (override the preset)")
     for field in fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
-        if flag in {"--train-images", "--train-masks", "--val-images", "--val-masks", "--warm-start"}:
-            continue
+        if flag in {"--train-images", "--train-masks", "--val-images", "--val-masks", "--warm-start", "--init-weights"}:
+            continue  # given by their own options
+        if flag == "--sources":
+            continue  # --source, repeatable
         group.add_argument(flag, dest=f"cfg_{field.name}", default=None, metavar=field.name.upper())
 
 
@@ -46,6 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue a lost run from its exported weights (counters and schedule from the file's metadata)",
     )
     train.add_argument("--warm-start-log", metavar="LOG_CSV", help="the lost run's log.csv, to keep the log whole")
+    train.add_argument(
+        "--init-weights",
+        metavar="WEIGHTS",
+        help="start a new run from an exported model's tensors (fresh counters and schedule: fine-tuning)",
+    )
+    train.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="NAME=IMAGES,MASKS[,SHARE]",
+        help="a further training source (repeatable), e.g. ham10000=DIR/images,DIR/masks,0.5; images of a committed "
+        "hold-out split are never trained on",
+    )
     train.add_argument("--device", default="auto")
     train.add_argument("--quiet", action="store_true")
     _add_config_options(train)
@@ -79,11 +94,29 @@ def data_paths(args: argparse.Namespace) -> dict[str, str]:
     return paths
 
 
+def parse_source(text: str) -> dict:
+    """``NAME=IMAGES,MASKS[,SHARE]`` as a source entry of the training configuration."""
+    name, _, rest = text.partition("=")
+    parts = rest.split(",")
+    if not name or len(parts) not in (2, 3):
+        raise SystemExit(f"error: --source {text!r}: expected NAME=IMAGES,MASKS[,SHARE]")
+    try:
+        share = float(parts[2]) if len(parts) == 3 else 0.0
+    except ValueError as error:
+        raise SystemExit(f"error: --source {text!r}: the share {parts[2]!r} is not a number") from error
+    if not 0.0 <= share <= 1.0:
+        raise SystemExit(f"error: --source {text!r}: the share must be between 0 and 1")
+    return {"name": name, "images": str(Path(parts[0])), "masks": str(Path(parts[1])), "share": share}
+
+
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
     config = preset(args.preset)
     if args.config:
         config = config.override(json.loads(Path(args.config).read_text()))
     overrides = {key[4:]: value for key, value in vars(args).items() if key.startswith("cfg_") and value is not None}
+    sources = [parse_source(text) for text in getattr(args, "source", [])]
+    if sources:
+        overrides["sources"] = (*config.sources, *sources)
     return config.override({**overrides, **data_paths(args)})
 
 
@@ -107,6 +140,14 @@ def run_train(args: argparse.Namespace) -> int:
         if (run_dir / "last.pt").exists():
             raise SystemExit(f"error: {run_dir} already holds a run; use --resume {run_dir} or another --run-dir")
         trainer = Trainer(config, run_dir, device=args.device, quiet=args.quiet)
+        if args.init_weights and args.warm_start:
+            raise SystemExit("error: --init-weights starts a new schedule, --warm-start continues one: pass one")
+        if args.init_weights:
+            try:
+                trainer.initialise_from(args.init_weights)
+            except (ValueError, OSError, WeightsError) as error:
+                raise SystemExit(f"error: {error}") from error
+            print(f"initialised from {args.init_weights}; new schedule from step 0")
         if args.warm_start:
             try:
                 trainer.warm_start(args.warm_start, args.warm_start_log)

@@ -7,6 +7,8 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from trainer.data import Source
+
 DEFAULT_DATA_ENV = "LESIONLENS_DATA"
 QUALITY_BAR_DICE = 0.88  # the product's bar for the bundled model: mean Dice over the validation images
 
@@ -30,6 +32,20 @@ class TrainConfig:
     weight_decay: float = 0.0
     repeats: int = 4  # each training image this many times per epoch, freshly augmented (the paper's 4x)
     augment: bool = True
+    # Augmentation (trainer.data.Augmentation): the paper's operations, then those aimed at the failure modes.
+    flip_probability: float = 0.5
+    sharpen_probability: float = 0.5
+    rotate_probability: float = 0.5
+    max_rotation_degrees: float = 90.0
+    scale_probability: float = 0.0
+    scale_min: float = 0.7
+    scale_max: float = 1.4
+    photometric_probability: float = 0.0
+    brightness: float = 0.2
+    contrast: float = 0.25
+    saturation: float = 0.3
+    hue_degrees: float = 10.0
+    gamma: float = 0.25
     focal_gamma: float = 2.0
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     channels_last: bool = False
@@ -39,14 +55,26 @@ class TrainConfig:
     max_steps: int = 0  # >0: stop after this many optimiser steps (smoke tests, ablation step budgets)
     train_images: str = ""
     train_masks: str = ""
+    train_name: str = "isic2017"  # the first training source's name (recorded in the weights' metadata)
+    train_share: float = 0.0  # its sampling share; 0: in proportion to its image count
+    sources: tuple = ()  # further training sources: {"name", "images", "masks", "share"} each
+    epoch_images: int = 0  # draws per epoch; 0: all sources' images times ``repeats``
     val_images: str = ""
     val_masks: str = ""
+    holdout_images: str = ""  # a second validation set (the HAM10000 hold-out): logged, never used for selection
+    holdout_masks: str = ""
     cache_dir: str = "data/cache"
+    init_weights: str = ""  # an exported weights file this run started from, with fresh counters (fine-tuning)
     warm_start: str = ""  # an exported weights file this run continued from (its run folder was lost)
 
     @property
     def input_size(self) -> tuple[int, int]:
         return (self.input_height, self.input_width)
+
+    def training_sources(self) -> list[Source]:
+        """Every training source, the first one (``train_images``/``train_masks``) included."""
+        first = Source(self.train_name, self.train_images, self.train_masks, self.train_share)
+        return [first, *(Source(**dict(source)) for source in self.sources)]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,6 +97,8 @@ class TrainConfig:
 
 
 def _cast(default, value):
+    if isinstance(default, tuple):
+        return tuple(dict(item) for item in value)
     if isinstance(default, bool) and isinstance(value, str):
         return value.lower() in {"1", "true", "yes", "on"}
     return type(default)(value)
@@ -86,6 +116,9 @@ PRESETS: dict[str, dict] = {
         "schedule": "cosine",
         "repeats": 1,
         "precision": "auto",  # bf16 where AMX makes it 2.4x faster, fp32 elsewhere (docs/CPU_PRESET.md)
+        # Aimed at the v1 model's failures (faint and pink lesions, lesions filling the frame): docs/training/.
+        "scale_probability": 0.5,
+        "photometric_probability": 0.8,
     },
     # A few steps on tiny inputs: smoke tests and CI.
     "smoke": {

@@ -6,8 +6,9 @@ import contextlib
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -16,6 +17,9 @@ from torch.utils.data import Dataset
 
 from segmentation.imageio import read_image, read_mask
 from segmentation.preprocessing import Preprocessing, normalise, resize_for_model
+
+if TYPE_CHECKING:
+    from trainer.config import TrainConfig
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MASK_SUFFIX = "_segmentation.png"
@@ -172,32 +176,110 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Augmentation:
-    """The paper's augmentation (Sec. III-E): horizontal and vertical flips, sharpening, rotation in 0-90°."""
+    """The paper's augmentation (Sec. III-E) plus the operations aimed at the bundled model's failure modes.
+
+    The paper's part: horizontal and vertical flips, rotation in 0-90°, sharpening. The additions, each off at
+    probability 0 (so ``--preset paper`` is exactly the paper's): a random scale and crop (zooming in, or out with a
+    reflected margin, so that frame-filling lesions are also seen with context and small ones at other scales) and
+    photometric changes (brightness, contrast, saturation, hue, gamma) for faint and pink lesions. Geometric
+    operations move the mask with the image (nearest-neighbour for the mask); photometric ones touch the image only.
+    """
 
     flip_probability: float = 0.5
     sharpen_probability: float = 0.5
     rotate_probability: float = 0.5
     max_rotation_degrees: float = 90.0
+    scale_probability: float = 0.0
+    scale_min: float = 0.7  # < 1: zoom out (the lesion smaller, a reflected margin around the photo)
+    scale_max: float = 1.4  # > 1: zoom in (a crop of the photo fills the input)
+    photometric_probability: float = 0.0
+    brightness: float = 0.2  # multiplicative, 1 ± brightness
+    contrast: float = 0.25  # blend towards the mean grey, 1 ± contrast
+    saturation: float = 0.3  # blend towards grey, 1 ± saturation
+    hue_degrees: float = 10.0  # hue rotation, ± degrees
+    gamma: float = 0.25  # exponent exp(± gamma)
+
+    @classmethod
+    def from_config(cls, config: TrainConfig) -> Augmentation:
+        """The augmentation a training configuration asks for (its ``*_probability`` and range fields)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{name: getattr(config, name) for name in names})
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if rng.random() < self.scale_probability:
+            image, mask = scale_and_crop(image, mask, rng.uniform(self.scale_min, self.scale_max), rng)
         if rng.random() < self.flip_probability:
             image, mask = image[:, ::-1], mask[:, ::-1]
         if rng.random() < self.flip_probability:
             image, mask = image[::-1], mask[::-1]
         if rng.random() < self.rotate_probability:
             image, mask = rotate(image, mask, rng.uniform(0.0, self.max_rotation_degrees))
+        if rng.random() < self.photometric_probability:
+            image = self.photometric(image, rng)
         if rng.random() < self.sharpen_probability:
             image = sharpen(image, amount=rng.uniform(0.3, 1.0))
         return np.ascontiguousarray(image), np.ascontiguousarray(mask)
+
+    def photometric(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return photometric(
+            image,
+            brightness=rng.uniform(1 - self.brightness, 1 + self.brightness),
+            contrast=rng.uniform(1 - self.contrast, 1 + self.contrast),
+            saturation=rng.uniform(1 - self.saturation, 1 + self.saturation),
+            hue_degrees=rng.uniform(-self.hue_degrees, self.hue_degrees),
+            gamma=float(np.exp(rng.uniform(-self.gamma, self.gamma))),
+        )
+
+
+def scale_and_crop(
+    image: np.ndarray, mask: np.ndarray, scale: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scale by ``scale`` about a random offset, output the same size: a crop when zooming in, a reflected margin
+    when zooming out. One affine map for image and mask, so they stay registered."""
+    height, width = mask.shape
+    offsets = []
+    for size in (width, height):
+        spare = size - scale * size  # < 0 when zooming in: how far the scaled photo overhangs
+        offsets.append(rng.uniform(min(0.0, spare), max(0.0, spare)))
+    matrix = np.array([[scale, 0.0, offsets[0]], [0.0, scale, offsets[1]]], dtype=np.float64)
+    return _warp(image, mask, matrix)
 
 
 def rotate(image: np.ndarray, mask: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
     """Rotate about the centre; corners are filled by reflection so no black wedges teach a false border."""
     height, width = mask.shape
     matrix = cv2.getRotationMatrix2D((width / 2 - 0.5, height / 2 - 0.5), degrees, 1.0)
+    return _warp(image, mask, matrix)
+
+
+def _warp(image: np.ndarray, mask: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    height, width = mask.shape
     image = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     mask = cv2.warpAffine(mask, matrix, (width, height), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101)
     return image, mask
+
+
+def photometric(
+    image: np.ndarray, *, brightness: float, contrast: float, saturation: float, hue_degrees: float, gamma: float
+) -> np.ndarray:
+    """Colour jitter on a uint8 RGB image (the mask is untouched); factors of 1 and a hue shift of 0 change nothing.
+
+    All in uint8 with lookup tables (hue rotation in OpenCV's 0-179 hue; one table for brightness, contrast about
+    the mean grey, and gamma), so it stays cheap in a loader worker.
+    """
+    if hue_degrees:
+        hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+        shift = np.round(hue_degrees / 2.0)
+        table = ((np.arange(256) + shift) % 180).astype(np.uint8)
+        hsv[..., 0] = cv2.LUT(hsv[..., 0], table)
+        image = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    if saturation != 1.0:
+        grey = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+        image = cv2.addWeighted(image, saturation, grey, 1.0 - saturation, 0.0)
+    mean = brightness * float(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).mean())
+    values = mean + contrast * (brightness * np.arange(256, dtype=np.float64) - mean)
+    table = (np.clip(values / 255.0, 0.0, 1.0) ** gamma * 255.0 + 0.5).astype(np.uint8)
+    return cv2.LUT(image, table)
 
 
 def sharpen(image: np.ndarray, amount: float) -> np.ndarray:
@@ -206,35 +288,98 @@ def sharpen(image: np.ndarray, amount: float) -> np.ndarray:
     return cv2.addWeighted(image, 1.0 + amount, blurred, -amount, 0)
 
 
-class SegmentationDataset(Dataset):
-    """Yields (normalised image tensor, mask tensor) from a :class:`CachedSplit`.
+@dataclass(frozen=True)
+class Source:
+    """One training source: a folder pair and its sampling share (0: in proportion to its image count)."""
 
-    ``repeats`` visits each image that many times per epoch with fresh augmentation: the paper's "four times the
-    samples". Each item's randomness derives from (seed, epoch, index), so a resumed run replays the same stream.
+    name: str
+    images: str
+    masks: str
+    share: float = 0.0
+
+    def samples(self) -> list[Sample]:
+        """Its image/mask pairs, less every image of a committed hold-out split (never trained on)."""
+        from trainer.splits import held_out_image_ids
+
+        held_out = held_out_image_ids()
+        return [s for s in find_samples(self.images, self.masks) if s.image_id not in held_out]
+
+
+def source_counts(sizes: list[int], shares: list[float], total: int) -> list[int]:
+    """How many of ``total`` draws each source gets: explicit shares first, the rest in proportion to size."""
+    if any(share < 0 for share in shares) or sum(shares) > 1.0 + 1e-9:
+        raise ValueError(f"sampling shares must be >= 0 and sum to at most 1, got {shares}")
+    unshared = [size if share == 0 else 0 for size, share in zip(sizes, shares, strict=True)]
+    rest = 1.0 - sum(shares)
+    if sum(unshared) == 0 and rest > 1e-9:
+        shares = [share / sum(shares) for share in shares]  # explicit shares only: they fill the epoch
+        rest = 0.0
+    weights = [
+        share + (rest * size / sum(unshared) if share == 0 else 0.0) for size, share in zip(sizes, shares, strict=True)
+    ]
+    counts = [int(total * weight) for weight in weights]
+    counts[int(np.argmax(weights))] += total - sum(counts)
+    return counts
+
+
+class SegmentationDataset(Dataset):
+    """Yields (normalised image tensor, mask tensor) drawn from one or more :class:`CachedSplit` sources.
+
+    Each epoch is a fixed schedule of draws: each source gets its share of ``epoch_length`` (by default the sum of
+    the sources' sizes times ``repeats``; ``repeats`` visits each image that many times, freshly augmented: the
+    paper's "four times the samples"), drawn as shuffled passes over the source. The schedule and every item's
+    augmentation derive from (seed, epoch, position), so a resumed run replays the same stream.
     """
 
     def __init__(
-        self, split: CachedSplit, *, augmentation: Augmentation | None = None, repeats: int = 1, seed: int = 0
+        self,
+        splits: CachedSplit | list[CachedSplit],
+        *,
+        augmentation: Augmentation | None = None,
+        repeats: int = 1,
+        seed: int = 0,
+        shares: list[float] | None = None,
+        epoch_length: int = 0,
     ) -> None:
-        self.split = split
+        self.splits = splits if isinstance(splits, list) else [splits]
+        self.split = self.splits[0]
         self.augmentation = augmentation
         self.repeats = max(1, repeats)
         self.seed = seed
+        self.shares = shares or [0.0] * len(self.splits)
+        self.epoch_length = epoch_length or sum(len(split) for split in self.splits) * self.repeats
+        self.counts = source_counts([len(split) for split in self.splits], self.shares, self.epoch_length)
         self.epoch = 0
+        self.schedule = self._schedule()
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        self.schedule = self._schedule()
+
+    def _schedule(self) -> np.ndarray:
+        """(source, index) for every draw of this epoch, in a shuffled order; plain order without augmentation."""
+        rng = np.random.default_rng((self.seed, self.epoch, 7919))
+        rows = []
+        for source, (split, count) in enumerate(zip(self.splits, self.counts, strict=True)):
+            passes = -(-count // len(split))
+            order = np.concatenate([rng.permutation(len(split)) for _ in range(passes)])[:count]
+            if self.augmentation is None:
+                order = np.arange(count) % len(split)
+            rows.append(np.stack([np.full(count, source), order], axis=1))
+        schedule = np.concatenate(rows)
+        return schedule if self.augmentation is None else schedule[rng.permutation(len(schedule))]
 
     def __len__(self) -> int:
-        return len(self.split) * self.repeats
+        return len(self.schedule)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = np.asarray(self.split.images[index % len(self.split)])
-        mask = np.asarray(self.split.masks[index % len(self.split)])
+        source, local = self.schedule[index]
+        split = self.splits[source]
+        image, mask = np.asarray(split.images[local]), np.asarray(split.masks[local])
         if self.augmentation is not None:
             rng = np.random.default_rng((self.seed, self.epoch, index))
             image, mask = self.augmentation(image, mask, rng)
-        tensor = torch.from_numpy(normalise(image, self.split.preprocessing))
+        tensor = torch.from_numpy(normalise(image, split.preprocessing))
         return tensor, torch.from_numpy(mask.astype(np.float32))[None]
 
 
@@ -250,6 +395,7 @@ __all__ = [
     "DatasetError",
     "Sample",
     "SegmentationDataset",
+    "Source",
     "find_samples",
     "find_split",
 ]

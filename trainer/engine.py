@@ -17,6 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from segmentation.imageio import read_mask
 from segmentation.inference import select_device, upsample_probability
 from segmentation.metrics import METRIC_NAMES, ConfusionCounts, scores
 from segmentation.network import NetworkConfig, build_model
@@ -35,6 +36,7 @@ LOG_FIELDS = (
     "val_loss",
     "val_dice",
     "val_jaccard",
+    "holdout_dice",
     "learning_rate",
     "seconds",
     "images_per_second",
@@ -151,25 +153,47 @@ class Trainer:
 
     def _setup_data(self) -> None:
         config = self.config
-        train_samples = find_samples(config.train_images, config.train_masks)
+        sources = config.training_sources()
+        train_samples = [source.samples() for source in sources]
         val_samples = find_samples(config.val_images, config.val_masks)
+        holdout_samples = self._holdout_samples()
         # Rank 0 builds the caches first so other ranks only read them.
         if not self.distributed.is_main:
             dist.barrier()
-        train_split = CachedSplit(train_samples, self.preprocessing, config.cache_dir)
+        train_splits = [CachedSplit(samples, self.preprocessing, config.cache_dir) for samples in train_samples]
         self.val_split = CachedSplit(val_samples, self.preprocessing, config.cache_dir)
+        self.holdout_split = (
+            CachedSplit(holdout_samples, self.preprocessing, config.cache_dir) if holdout_samples else None
+        )
         if self.distributed.is_main and self.distributed.world_size > 1:
             dist.barrier()
-        from segmentation.imageio import read_mask
-
         self.val_truth = [read_mask(s.mask) for s in val_samples]
+        self.holdout_truth = [read_mask(s.mask) for s in holdout_samples]
         self.train_set = SegmentationDataset(
-            train_split,
-            augmentation=Augmentation() if config.augment else None,
+            train_splits,
+            augmentation=Augmentation.from_config(config) if config.augment else None,
             repeats=config.repeats,
             seed=config.seed,
+            shares=[source.share for source in sources],
+            epoch_length=config.epoch_images,
         )
         self.val_set = SegmentationDataset(self.val_split)
+        self.holdout_set = SegmentationDataset(self.holdout_split) if self.holdout_split else None
+        self.source_images = {source.name: len(split) for source, split in zip(sources, train_splits, strict=True)}
+
+    def _holdout_samples(self) -> list:
+        """The second validation set: the committed hold-out's images found in ``holdout_images``."""
+        if not self.config.holdout_images:
+            return []
+        from trainer.splits import held_out_image_ids
+
+        held_out = held_out_image_ids()
+        samples = [
+            s for s in find_samples(self.config.holdout_images, self.config.holdout_masks) if s.image_id in held_out
+        ]
+        if not samples:
+            raise ValueError(f"{self.config.holdout_images}: none of the committed hold-out images is in this folder")
+        return samples
 
     def _loader(self, epoch: int) -> DataLoader:
         self.train_set.set_epoch(epoch)
@@ -259,10 +283,20 @@ class Trainer:
 
     @torch.inference_mode()
     def validation_step(self) -> tuple[float, dict[str, float]]:
-        """Loss at model resolution; Dice and Jaccard on each image's own mask at its own size (as reported)."""
+        """Loss at model resolution; Dice and Jaccard on each image's own mask at its own size (as reported).
+
+        With a hold-out set, its mean Dice is added as ``holdout_dice`` (logged, never used to select).
+        """
+        loss, scores_ = self.score(self.val_set, self.val_truth)
+        if self.holdout_set is not None:
+            scores_["holdout_dice"] = self.score(self.holdout_set, self.holdout_truth)[1]["dice"]
+        return loss, scores_
+
+    @torch.inference_mode()
+    def score(self, dataset: SegmentationDataset, truths: list[np.ndarray]) -> tuple[float, dict[str, float]]:
         self.model.eval()
         counts, losses = [], []
-        loader = DataLoader(self.val_set, batch_size=self.config.batch_size, shuffle=False)
+        loader = DataLoader(dataset, batch_size=self.config.batch_size, shuffle=False)
         index = 0
         for image, mask in loader:
             image = image.to(self.device)
@@ -274,13 +308,13 @@ class Trainer:
                 logits = self.model(image).float()
             losses.append(float(self.loss(logits, mask.to(self.device))) * image.shape[0])
             for probability in torch.sigmoid(logits)[:, 0].cpu().numpy():
-                truth = self.val_truth[index]
+                truth = truths[index]
                 prediction = upsample_probability(probability, truth.shape) >= 0.5
                 counts.append(ConfusionCounts.from_masks(prediction, truth))
                 index += 1
         per_image = [scores(c) for c in counts]
         mean = {name: float(np.mean([s[name] for s in per_image])) for name in METRIC_NAMES}
-        return sum(losses) / len(self.val_set), mean
+        return sum(losses) / len(dataset), mean
 
     def end_of_epoch(
         self, train_loss: float, val_loss: float, scores: dict[str, float], seconds: float, images: int
@@ -292,6 +326,7 @@ class Trainer:
             "val_loss": round(val_loss, 5),
             "val_dice": round(scores["dice"], 5),
             "val_jaccard": round(scores["jaccard"], 5),
+            "holdout_dice": round(scores["holdout_dice"], 5) if "holdout_dice" in scores else "",
             "learning_rate": f"{self.optimizer.param_groups[0]['lr']:.3g}",
             "seconds": round(seconds, 1),
             "images_per_second": round(images / max(seconds, 1e-9), 2),
@@ -312,9 +347,10 @@ class Trainer:
             checkpoint.save(self.run_dir / "best.pt", state)
         plot_curves(log, self.run_dir / "curves.png", batch_size=self.config.batch_size)
         if not self.quiet:
+            holdout = f", hold-out Dice {scores['holdout_dice']:.4f}" if "holdout_dice" in scores else ""
             print(
                 f"epoch {self.epoch}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, val Dice "
-                f"{scores['dice']:.4f}{' (best)' if improved else ''}, {seconds:.0f} s, "
+                f"{scores['dice']:.4f}{' (best)' if improved else ''}{holdout}, {seconds:.0f} s, "
                 f"{row['images_per_second']} img/s",
                 flush=True,
             )
@@ -350,6 +386,7 @@ class Trainer:
             "elapsed": self.elapsed,
             "best_dice": self.best_dice,
             "config": self.config.to_dict(),
+            "source_images": self.source_images,
             "rng": checkpoint.rng_state(),
         }
 
@@ -369,18 +406,7 @@ class Trainer:
         moments are not in an exported file and start afresh. ``log`` (the lost run's ``log.csv``, for example the
         copy in ``docs/training/``) supplies the earlier epochs' rows so the run's log and curves stay whole.
         """
-        from segmentation.weights import load_weights
-
-        model, info = load_weights(weights)
-        expected = NetworkConfig(variant=self.config.variant, base_width=self.config.base_width)
-        if info.network != expected:
-            raise ValueError(f"{weights}: weights are for {info.network}, this run trains {expected}")
-        if tuple(info.preprocessing.input_size) != self.config.input_size:
-            raise ValueError(
-                f"{weights}: weights were trained at {info.preprocessing.input_size}, this run at "
-                f"{self.config.input_size}"
-            )
-        self.model.load_state_dict(model.state_dict())
+        info = self._load_tensors(weights)
         training = info.training
         self.epoch = int(training.get("epochs_run", 0))
         self.step = int(training.get("steps", 0))
@@ -395,6 +421,27 @@ class Trainer:
                 writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
                 writer.writeheader()
                 writer.writerows(rows)
+
+    def initialise_from(self, weights: str | os.PathLike) -> None:
+        """Start a new run (fresh counters and schedule) from an exported model's tensors: fine-tuning arms that
+        must all start from the same point."""
+        self._load_tensors(weights)
+        self.config = self.config.override({"init_weights": str(weights)})
+
+    def _load_tensors(self, weights: str | os.PathLike):
+        from segmentation.weights import load_weights
+
+        model, info = load_weights(weights)
+        expected = NetworkConfig(variant=self.config.variant, base_width=self.config.base_width)
+        if info.network != expected:
+            raise ValueError(f"{weights}: weights are for {info.network}, this run trains {expected}")
+        if tuple(info.preprocessing.input_size) != self.config.input_size:
+            raise ValueError(
+                f"{weights}: weights were trained at {info.preprocessing.input_size}, this run at "
+                f"{self.config.input_size}"
+            )
+        self.model.load_state_dict(model.state_dict())
+        return info
 
     def resume(self) -> None:
         """Continue from ``last.pt``; log rows written after that checkpoint (a killed epoch) are dropped."""

@@ -30,13 +30,33 @@ def code_version() -> str:
         return "unknown"
 
 
+DATA_LICENCES = {
+    "isic2017": "ISIC 2017 Part 1 training set (2000 dermoscopy images), ISIC, CC BY-NC 4.0",
+    "ham10000": "HAM10000 (Tschandl et al. 2018) with its lesion masks, less the committed hold-out, CC BY-NC-SA 4.0",
+}
+
+
+def data_sources(config: TrainConfig, counts: dict[str, int] | None = None) -> list[dict]:
+    """The training sources by name, with their sampling share and licence (the weights' metadata)."""
+    return [
+        {
+            "name": source.name,
+            "share": source.share or "by count",
+            **({"images": counts[source.name]} if counts and source.name in counts else {}),
+            "licence": DATA_LICENCES.get(source.name, "see the data set's own licence"),
+        }
+        for source in config.training_sources()
+    ]
+
+
 def training_summary(run_dir: Path, config: TrainConfig, state: dict) -> dict:
     rows = []
     if (run_dir / "log.csv").exists():
         with (run_dir / "log.csv").open(newline="") as handle:
             rows = list(csv.DictReader(handle))
     return {
-        "data": "ISIC 2017 Part 1 training set (2000 dermoscopy images), ISIC, CC BY-NC 4.0",
+        "data": "; ".join(source["licence"] for source in data_sources(config)),
+        "data_sources": data_sources(config, state.get("source_images")),
         "train_images": config.train_images,
         "val_images": config.val_images,
         "config": config.to_dict(),
