@@ -465,3 +465,51 @@ def test_evaluate_command_writes_json_csv_and_the_paper_row(data, tmp_path, caps
     with (tmp_path / "s.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 4 and {"image", "dice", "recall", "seconds"} <= set(rows[0])
+
+
+HAM = REPO.parent / "shared" / "datasets" / "ham10000"
+
+
+def test_two_sources_a_hold_out_set_and_their_record_in_the_weights(data, tmp_path):
+    """A second source with its share, the HAM hold-out logged as a second validation set, never trained on."""
+    from trainer.cli import parse_source
+    from trainer.data import Source
+    from trainer.splits import HoldoutSplit
+
+    if not HAM.is_dir():
+        pytest.skip(f"HAM10000 not found at {HAM} (it lives in ../shared)")
+    held = HoldoutSplit.load().image_ids[:3]
+    ham_images, ham_masks = tmp_path / "ham" / "images", tmp_path / "ham" / "masks"
+    ham_images.mkdir(parents=True)
+    ham_masks.mkdir(parents=True)
+    training_only = sorted(p.stem for p in (HAM / "images").glob("ISIC_*.jpg") if p.stem not in set(held))[:4]
+    for stem in (*held, *training_only):
+        shutil.copy(HAM / "images" / f"{stem}.jpg", ham_images)
+        shutil.copy(HAM / "masks" / f"{stem}_segmentation.png", ham_masks)
+    source = parse_source(f"ham10000={ham_images},{ham_masks},0.5")
+    assert {s.image_id for s in Source(**source).samples()} == set(training_only)  # the hold-out is never trained on
+
+    config = smoke_config(
+        data, epochs=1, sources=(source,), holdout_images=str(ham_images), holdout_masks=str(ham_masks)
+    )
+    trainer = Trainer(config, tmp_path / "run", device="cpu", quiet=True)
+    assert trainer.train_set.counts == [8, 8]  # 12 + 4 draws an epoch, half from each source
+    trainer.fit()
+    assert 0.0 <= float(_log(tmp_path / "run")[0]["holdout_dice"]) <= 1.0
+    assert TrainConfig.load(tmp_path / "run" / "config.json") == trainer.config
+    info = export_run(tmp_path / "run", tmp_path / "two.safetensors", name="two-sources")
+    sources = info.training["data_sources"]
+    assert [s["name"] for s in sources] == ["isic2017", "ham10000"]
+    assert sources[1]["share"] == 0.5 and sources[1]["images"] == 4 and "CC BY-NC-SA" in sources[1]["licence"]
+
+
+def test_a_config_json_from_before_the_sources_still_loads(tmp_path):
+    old = preset("cpu").to_dict()
+    for key in ("sources", "train_name", "train_share", "epoch_images", "holdout_images", "holdout_masks"):
+        old.pop(key)
+    for key in ("scale_probability", "photometric_probability", "init_weights"):
+        old.pop(key)
+    (tmp_path / "config.json").write_text(__import__("json").dumps(old))
+    config = TrainConfig.load(tmp_path / "config.json")
+    assert [s.name for s in config.training_sources()] == ["isic2017"]
+    assert config.scale_probability == 0.0 and config.photometric_probability == 0.0  # as the run was trained
