@@ -472,8 +472,8 @@ HAM = REPO.parent / "shared" / "datasets" / "ham10000"
 
 def test_two_sources_a_hold_out_set_and_their_record_in_the_weights(data, tmp_path):
     """A second source with its share, the HAM hold-out logged as a second validation set, never trained on."""
-    from trainer.cli import parse_source
     from trainer.data import Source
+    from trainer.options import parse_source
     from trainer.splits import HoldoutSplit
 
     if not HAM.is_dir():
@@ -513,3 +513,33 @@ def test_a_config_json_from_before_the_sources_still_loads(tmp_path):
     config = TrainConfig.load(tmp_path / "config.json")
     assert [s.name for s in config.training_sources()] == ["isic2017"]
     assert config.scale_probability == 0.0 and config.photometric_probability == 0.0  # as the run was trained
+
+
+def test_arms_are_compared_image_by_image_with_paired_intervals(data, tmp_path):
+    from trainer.arms import comparison, markdown, paired_difference, score_arm
+
+    for name, steps in (("short", 1), ("longer", 6)):
+        Trainer(smoke_config(data, epochs=2, max_steps=steps), tmp_path / name, device="cpu", quiet=True).fit()
+    sets = {"val": (Path(data["val_images"]), Path(data["val_masks"]), None)}
+    arms = [score_arm(tmp_path / name, sets) for name in ("short", "longer")]
+    assert [arm.image_steps for arm in arms] == [4, 24]  # steps x batch size 4
+    assert len(arms[0].dice["val"]) == 4
+    result = comparison(arms)
+    other = result["arms"][1]["val"]
+    assert other["vs_first"]["mean"] == pytest.approx(np.mean(arms[1].dice["val"]) - np.mean(arms[0].dice["val"]))
+    assert "vs_first" not in result["arms"][0]["val"]
+    assert "| short |" in markdown(result, "test machine")
+    # Paired: a constant gain on every image has a zero-width interval, however spread the images are.
+    mean, low, high = paired_difference([0.1, 0.5, 0.9, 0.3], [0.15, 0.55, 0.95, 0.35])
+    assert mean == pytest.approx(0.05) and low == pytest.approx(0.05) and high == pytest.approx(0.05)
+
+
+def test_evaluate_scores_only_the_requested_images(data, tmp_path):
+    Trainer(smoke_config(data, epochs=1), tmp_path / "run", device="cpu", quiet=True).fit()
+    export_run(tmp_path / "run", tmp_path / "w.safetensors", name="w")
+    predictor = Predictor(tmp_path / "w.safetensors", "cpu")
+    first = sorted(Path(data["val_images"]).iterdir())[0].stem
+    _, rows = evaluate_folder(predictor, Path(data["val_images"]), Path(data["val_masks"]), only={first})
+    assert [Path(row["image"]).stem for row in rows] == [first]
+    with pytest.raises(ValueError, match="none of the"):
+        evaluate_folder(predictor, Path(data["val_images"]), Path(data["val_masks"]), only={"ISIC_nothing"})

@@ -13,8 +13,9 @@ import statistics
 from pathlib import Path
 
 from segmentation.imageio import atomic_write_bytes
-from segmentation.network import VARIANTS, NetworkConfig, build_model, count_parameters
+from segmentation.network import VARIANTS, build_model, count_parameters
 from trainer.config import PRESETS, preset
+from trainer.options import data_paths
 
 TABLE_NAMES = {
     "unet": "UNet",
@@ -45,7 +46,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainer.cli import data_paths
     from trainer.engine import Trainer
 
     if len(args.seeds) < 2:
@@ -94,7 +94,7 @@ def format_table(results: dict, config, variants: list[str], seeds: list[int]) -
             continue
         stats = {m: _mean_sd([100 * r[m] for r in runs]) for m in ("dice", "jaccard", "recall")}
         summary[variant] = stats
-        params = count_parameters(build_model(NetworkConfig(variant=variant, base_width=config.base_width)))
+        params = count_parameters(build_model(config.override({"variant": variant}).network))
         seconds = statistics.mean(r["seconds"] for r in runs)
         verdict = _compare(stats["dice"], summary.get("unet", {}).get("dice")) if variant != "unet" else ""
         lines.append(

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import torch
 
-from segmentation.network import NetworkConfig, build_model, count_macs
+from segmentation.network import build_model, count_macs
 from trainer.config import TrainConfig, preset
+from trainer.options import data_paths
 
 # Each candidate names every value it varies, so the list does not drift when the ``cpu`` preset (the base) changes.
 _COSINE = {"learning_rate": 1e-3, "schedule": "cosine"}
@@ -43,7 +44,7 @@ CANDIDATES: dict[str, dict] = {
 
 
 def forward_milliseconds(config: TrainConfig, repeats: int = 5) -> float:
-    model = build_model(NetworkConfig(variant=config.variant, base_width=config.base_width)).eval()
+    model = build_model(config.network).eval()
     image = torch.zeros(1, 3, *config.input_size)
     with torch.inference_mode():
         model(image)
@@ -58,7 +59,7 @@ def training_throughput(config: TrainConfig, steps: int = 6) -> float:
     from trainer.engine import resolve_precision
     from trainer.losses import DiceFocalLoss
 
-    model = build_model(NetworkConfig(variant=config.variant, base_width=config.base_width)).train()
+    model = build_model(config.network).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     dtype = resolve_precision(config.precision, torch.device("cpu"))
     loss_fn = DiceFocalLoss()
@@ -95,7 +96,6 @@ def run(args: argparse.Namespace) -> int:
     Timing first and training by step count keeps the comparison fair even if the machine is busy with something
     else during the (long) training phase: every candidate gets the image-steps it would get in the same minutes.
     """
-    from trainer.cli import data_paths
     from trainer.engine import Trainer
 
     results_file = args.out / "results.json"
@@ -118,9 +118,7 @@ def run(args: argparse.Namespace) -> int:
         steps = int(args.minutes * 60 * timing[name]["train_images_per_second"] / config.batch_size)
         trainer = Trainer(config.override({"max_steps": steps}), args.out / name)
         best = trainer.fit()
-        macs = count_macs(
-            build_model(NetworkConfig(variant=config.variant, base_width=config.base_width)), *config.input_size
-        )
+        macs = count_macs(build_model(config.network), *config.input_size)
         results[name] = {
             "best_val_dice": round(best, 4),
             "image_steps": trainer.step * config.batch_size,

@@ -7,6 +7,8 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from segmentation.network import NetworkConfig
+from segmentation.preprocessing import Preprocessing
 from trainer.data import Source
 
 DEFAULT_DATA_ENV = "LESIONLENS_DATA"
@@ -70,6 +72,16 @@ class TrainConfig:
     @property
     def input_size(self) -> tuple[int, int]:
         return (self.input_height, self.input_width)
+
+    @property
+    def network(self) -> NetworkConfig:
+        """The network this run trains: the one place the trainer builds it from the options."""
+        return NetworkConfig(variant=self.variant, base_width=self.base_width)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """How this run resizes and normalises images: written into the exported weights."""
+        return Preprocessing(input_size=self.input_size, interpolation=self.interpolation)
 
     def training_sources(self) -> list[Source]:
         """Every training source, the first one (``train_images``/``train_masks``) included."""

@@ -20,8 +20,7 @@ from tqdm import tqdm
 from segmentation.imageio import read_mask
 from segmentation.inference import select_device, upsample_probability
 from segmentation.metrics import METRIC_NAMES, ConfusionCounts, scores
-from segmentation.network import NetworkConfig, build_model
-from segmentation.preprocessing import Preprocessing
+from segmentation.network import build_model
 from trainer import checkpoint
 from trainer.config import TrainConfig
 from trainer.data import Augmentation, CachedSplit, SegmentationDataset, find_samples, worker_init
@@ -125,8 +124,8 @@ class Trainer:
         self.device = self._device(device)
         set_determinism(config.seed + self.distributed.rank)
         self.autocast_dtype = resolve_precision(config.precision, self.device)
-        self.preprocessing = Preprocessing(input_size=config.input_size, interpolation=config.interpolation)
-        self.model = build_model(NetworkConfig(variant=config.variant, base_width=config.base_width)).to(self.device)
+        self.preprocessing = config.preprocessing
+        self.model = build_model(config.network).to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.network = (
@@ -432,7 +431,7 @@ class Trainer:
         from segmentation.weights import load_weights
 
         model, info = load_weights(weights)
-        expected = NetworkConfig(variant=self.config.variant, base_width=self.config.base_width)
+        expected = self.config.network
         if info.network != expected:
             raise ValueError(f"{weights}: weights are for {info.network}, this run trains {expected}")
         if tuple(info.preprocessing.input_size) != self.config.input_size:

@@ -6,12 +6,14 @@ import argparse
 import csv
 import json
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 from segmentation.imageio import read_image, read_mask
 from segmentation.inference import Predictor
 from segmentation.metrics import METRIC_NAMES, ConfusionCounts, MetricSummary, scores, summarize
 from trainer.data import find_samples
+from trainer.splits import held_out_image_ids
 
 # The paper's numbers (fractions): Table II's full-model row (ISBI 2017 validation) and Table I (ISBI 2017 test).
 PAPER_ROWS = {
@@ -21,11 +23,24 @@ PAPER_ROWS = {
 
 
 def evaluate_folder(
-    predictor: Predictor, images_dir: Path, masks_dir: Path, *, threshold: float = 0.5, progress: bool = False
+    predictor: Predictor,
+    images_dir: Path,
+    masks_dir: Path,
+    *,
+    threshold: float = 0.5,
+    progress: bool = False,
+    only: Collection[str] | None = None,
 ) -> tuple[MetricSummary, list[dict]]:
-    """Full-resolution image in, mask at its original size out, scored against the expert mask."""
+    """Full-resolution image in, mask at its original size out, scored against the expert mask.
+
+    ``only``: image ids (file stems) to score, e.g. a committed hold-out split; the others are passed over.
+    """
     rows, counts = [], []
     samples = find_samples(images_dir, masks_dir)
+    if only is not None:
+        samples = [sample for sample in samples if sample.image_id in only]
+        if not samples:
+            raise ValueError(f"{images_dir}: none of the {len(only)} requested images is in this folder")
     for index, sample in enumerate(samples, 1):
         started = time.perf_counter()
         image = read_image(sample.image)
@@ -52,6 +67,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--masks", required=True, type=Path)
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--holdout", action="store_true", help="score only the committed hold-out images (trainer/splits/) found there"
+    )
     parser.add_argument("--json", type=Path, help="write the summary as JSON")
     parser.add_argument("--csv", type=Path, help="write per-image scores as CSV")
     parser.add_argument(
@@ -68,7 +86,10 @@ def run(args: argparse.Namespace) -> int:
     from segmentation.resources import default_weights_path
 
     predictor = Predictor(args.weights or default_weights_path(), args.device)
-    summary, rows = evaluate_folder(predictor, args.images, args.masks, threshold=args.threshold, progress=True)
+    only = held_out_image_ids() if args.holdout else None
+    summary, rows = evaluate_folder(
+        predictor, args.images, args.masks, threshold=args.threshold, progress=True, only=only
+    )
     paper = PAPER_ROWS[args.compare_paper] if args.compare_paper else None
     print(f"model {predictor.info.name} ({predictor.info.short_hash}) on {args.images}")
     print(summary.format_table(paper))

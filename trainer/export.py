@@ -12,7 +12,7 @@ import torch
 
 from segmentation.backends import export_onnx_bytes
 from segmentation.imageio import atomic_write_bytes
-from segmentation.network import NetworkConfig, build_model
+from segmentation.network import build_model
 from segmentation.preprocessing import Preprocessing
 from segmentation.weights import ModelInfo, save_weights
 from trainer import checkpoint
@@ -71,10 +71,10 @@ def training_summary(run_dir: Path, config: TrainConfig, state: dict) -> dict:
 def export_run(run_dir: Path, out: Path, *, name: str, which: str = "best", onnx: Path | None = None) -> ModelInfo:
     state = checkpoint.load(run_dir / f"{which}.pt")
     config = TrainConfig().override(state["config"])
-    model = build_model(NetworkConfig(variant=config.variant, base_width=config.base_width))
+    model = build_model(config.network)
     model.load_state_dict(state["model"])
     model.eval()
-    preprocessing = Preprocessing(input_size=config.input_size, interpolation=config.interpolation)
+    preprocessing = config.preprocessing
     validation = {
         "val_dice_mean_at_selection": round(float(state["best_dice"]), 5),
         "selected_on": "validation",

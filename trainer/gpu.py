@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from trainer.config import preset
+from trainer.options import add_source_option, data_paths, parse_source
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -28,11 +29,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--preset", default="paper")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override options")
     parser.add_argument("--device", default="auto")
+    add_source_option(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainer.cli import data_paths
     from trainer.engine import Trainer, images_per_second
     from trainer.export import export_run
 
@@ -47,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     }
     overrides = dict(item.split("=", 1) for item in args.set)
     paths = data_paths(args)
-    config = preset(args.preset).override({**defaults, **overrides, **paths})
+    sources = {"sources": tuple(parse_source(text) for text in args.source)} if args.source else {}
+    config = preset(args.preset).override({**defaults, **overrides, **sources, **paths})
     if on_gpu:
         torch.backends.cudnn.benchmark = True
     trainer = Trainer(config, args.run_dir, device=args.device)

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The model issue's comparison arms (docs/training/ARMS.md): four fine-tuning arms from the v1 weights, 40k
+# image-steps each (2,500 steps of 16), one-cycle to 3e-4, the same seed; two at a time, one thread each. Then one
+# table: ISIC 2017 validation and HAM10000 hold-out Dice with paired bootstrap intervals against arm A.
+# Resumable: rerun the script; a finished arm is skipped, an interrupted one continues from its last checkpoint.
+# Usage: scripts/training_arms.sh [SHARED_DATASETS_DIR]    (default ../shared/datasets)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+S=${1:-../shared/datasets}
+PY=.venv/bin/python
+HAM="ham10000=$S/ham10000/images,$S/ham10000/masks"
+COMMON=(--data "$S/isic2017" --preset cpu --init-weights resources/models/lesionlens.safetensors
+  --schedule onecycle --learning-rate 3e-4 --max-steps 2500 --epoch-images 8000 --epochs 100
+  --holdout-images "$S/ham10000/images" --holdout-masks "$S/ham10000/masks" --quiet)
+declare -A ARMS=(
+  [arm-a-isic-paper]="--scale-probability 0 --photometric-probability 0"
+  [arm-b-isic-strong]=""
+  [arm-c-mix50-strong]="--source $HAM,0.5"
+  [arm-d-mixcount-strong]="--source $HAM"
+)
+arm() {  # NAME: train (or resume) one arm in the background, one thread, logging to runs/NAME.log
+  local name=$1 dir=runs/$1
+  if [ -f "$dir/last.pt" ]; then
+    # shellcheck disable=SC2086
+    OMP_NUM_THREADS=1 $PY -m trainer train --resume "$dir" --quiet >> "runs/$name.log" 2>&1 &
+  else
+    # shellcheck disable=SC2086
+    OMP_NUM_THREADS=1 $PY -m trainer train "${COMMON[@]}" ${ARMS[$name]} --run-dir "$dir" > "runs/$name.log" 2>&1 &
+  fi
+}
+mkdir -p runs
+for pair in "arm-a-isic-paper arm-b-isic-strong" "arm-c-mix50-strong arm-d-mixcount-strong"; do
+  for name in $pair; do arm "$name"; done
+  wait
+done
+$PY -m trainer arms runs/arm-a-isic-paper runs/arm-b-isic-strong runs/arm-c-mix50-strong runs/arm-d-mixcount-strong \
+  --isic "$S/isic2017" --ham "$S/ham10000" --json docs/training/arms.json --markdown docs/training/arms.md \
+  --hardware "$(lscpu | sed -n 's/^Model name: *//p'), 2 cores"
