@@ -29,13 +29,12 @@ import numpy as np
 
 from segmentation.imageio import atomic_write_bytes, read_image, read_mask, write_mask
 from segmentation.inference import Predictor
-from segmentation.metrics import METRIC_ABBREVIATIONS, METRIC_NAMES, ConfusionCounts, MetricSummary, scores, summarize
+from segmentation.metrics import METRIC_ABBREVIATIONS, METRIC_NAMES, ConfusionCounts, MetricSummary, scores
 from segmentation.network import build_model, count_macs, count_parameters
 from segmentation.resources import DEFAULT_WEIGHTS_NAME, resources_dir
 from segmentation.selftest import selftest_files
 from segmentation.weights import file_sha256
-from trainer.data import find_samples
-from trainer.evaluate import PAPER_ROWS
+from trainer.evaluate import PAPER_ROWS, evaluate_folder
 from trainer.export import export_run
 from trainer.gap import gap_sentence, measure_variants, variants_table, where_the_gap_is
 from trainer.plots import plot_curves
@@ -108,13 +107,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def evaluate(predictor: Predictor, images: Path, masks: Path) -> tuple[MetricSummary, list[dict]]:
-    counts, rows = [], []
-    for sample in find_samples(images, masks):
-        prediction = predictor.predict(read_image(sample.image)).mask
-        count = ConfusionCounts.from_masks(prediction, read_mask(sample.mask))
-        counts.append(count)
-        rows.append({"image": sample.image.name, **{k: round(v, 5) for k, v in scores(count).items()}})
-    return summarize(counts), rows
+    """``trainer.evaluate.evaluate_folder`` without its timing column, so regenerated per-image files only change
+    when the scores do."""
+    summary, rows = evaluate_folder(predictor, images, masks)
+    return summary, [{key: value for key, value in row.items() if key != "seconds"} for row in rows]
 
 
 def regression_floor(rows: list[dict], sha256: str) -> dict:
