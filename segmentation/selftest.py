@@ -1,9 +1,10 @@
 """``lesionlens --self-test``: prove that this installation segments like the Python build, without a display.
 
-It loads the bundled model (the whole file checked against the SHA-256 pinned in ``segmentation.bundled_model``),
-segments the bundled sample and compares the mask with the reference mask that ``python -m trainer bundle`` wrote
-from the Python build for that sample. A PyInstaller bundle that lost a library, a data file or numerical agreement
-fails here, on the clinic's machine, before a clinician sees a wrong outline.
+It loads the bundled model (the whole file checked against the SHA-256 pinned beside it, see
+``segmentation.bundled_model``), segments the bundled sample and compares the mask with the reference mask that the
+regenerate-all command (``scripts/publish_model.py``) wrote from the Python build for that sample. A PyInstaller
+bundle that lost a library, a data file or numerical agreement fails here, on the clinic's machine, before a
+clinician sees a wrong outline.
 
 Exit status: 0 when Dice >= ``MIN_DICE``; 1 when the mask differs; 2 when a file is missing or unusable.
 ``$LESIONLENS_WEIGHTS`` is ignored on purpose: the reference belongs to the bundled model only. Qt-free.
@@ -50,7 +51,7 @@ def selftest_files(resources: Path | None = None) -> SelfTestFiles:
 
 
 def reference_path(resources: Path | None = None) -> Path:
-    """Where ``python -m trainer bundle`` writes the sample's reference mask."""
+    """Where the regenerate-all command (``scripts/publish_model.py``) writes the sample's reference mask."""
     return (resources or resources_dir()) / "selftest" / f"{Path(SAMPLE_NAME).stem}_reference.png"
 
 
@@ -73,9 +74,9 @@ class SelfTestResult:
 def run_self_test(resources: Path | None = None, device: str = "auto") -> SelfTestResult:
     """Load the pinned model, segment the sample and score its mask against the reference; raises SelfTestError."""
     files = selftest_files(resources)
-    pin = bundled_model.BUNDLED_WEIGHTS_SHA256
+    pin = bundled_model.bundled_sha256(files.weights)
     if pin is None:
-        raise SelfTestError("no model is bundled (segmentation/bundled_model.py pins no SHA-256)")
+        raise SelfTestError(f"no model is bundled ({bundled_model.pin_path(files.weights)}: no pinned SHA-256)")
     for path, what in ((files.weights, "bundled weights"), (files.sample, "sample"), (files.reference, "reference")):
         if not path.is_file():
             raise SelfTestError(f"{path}: {what} file not found")

@@ -25,13 +25,13 @@ def floor() -> dict:
         pytest.skip("no bundled model yet (resources/models/lesionlens.safetensors)")
     if not (VALIDATION / "ISIC-2017_Validation_Data").is_dir():
         pytest.skip("ISIC 2017 validation data not found at ../shared/datasets/isic2017")
-    assert FLOOR.exists(), "a model is bundled but tests/data/regression_floor.json is missing: run trainer bundle"
+    assert FLOOR.exists(), "a model is bundled but tests/data/regression_floor.json is missing: run publish_model.py"
     return json.loads(FLOOR.read_text())
 
 
 def test_floor_belongs_to_the_bundled_weights(floor):
     predictor = Predictor(WEIGHTS, "cpu")
-    assert predictor.info.sha256 == floor["weights_sha256"], "weights changed: rerun `python -m trainer bundle`"
+    assert predictor.info.sha256 == floor["weights_sha256"], "weights changed: rerun `scripts/publish_model.py`"
 
 
 def test_bundled_model_keeps_its_validation_dice(floor):

@@ -11,7 +11,7 @@ from segmentation.imageio import read_image, read_mask
 from segmentation.inference import Predictor
 from segmentation.metrics import ConfusionCounts, dice
 from segmentation.postprocess import fill_holes, keep_largest_lesion
-from trainer.bundle import evaluate
+from trainer.evaluate import evaluate_folder
 from trainer.gap import (
     VARIANTS,
     flip_averaged_probability,
@@ -55,7 +55,7 @@ def test_variants_score_the_same_images_as_the_model_card(predictor: Predictor, 
     images, masks = validation_subset
     summaries = measure_variants(predictor, images, masks)
     assert list(summaries) == list(VARIANTS)
-    shipped, _ = evaluate(predictor, images, masks)
+    shipped, _ = evaluate_folder(predictor, images, masks)
     assert summaries["as shipped"].mean == pytest.approx(shipped.mean)
     # The clean-up row is the app's own fill-holes + largest-lesion steps applied to the shipped masks.
     plain = [predictor.predict(read_image(path)).mask for path in sorted(images.glob("*.jpg"))]

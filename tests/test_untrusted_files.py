@@ -113,7 +113,7 @@ def test_cli_refuses_a_bundled_model_that_does_not_match_its_pin(
 ) -> None:
     """The pin guards the bundled file however it is reached; a file of the user's own is theirs to choose."""
     copy = Path(shutil.copy(bundled, tmp_path / "my model.safetensors"))
-    monkeypatch.setattr(segmentation.bundled_model, "BUNDLED_WEIGHTS_SHA256", WRONG_PIN)
+    segmentation.bundled_model.pin_path(bundled).write_text(f"{WRONG_PIN}  {bundled.name}\n")
     argv: list[str | Path] = []
     if how.startswith("env"):
         monkeypatch.setenv(WEIGHTS_ENV, str(bundled if "bundled" in how else copy))
@@ -131,19 +131,30 @@ def test_cli_refuses_a_bundled_model_that_does_not_match_its_pin(
 def test_cli_loads_the_bundled_model_that_matches_its_pin(
     bundled: Path, segment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(segmentation.bundled_model, "BUNDLED_WEIGHTS_SHA256", file_sha256(bundled))
+    segmentation.bundled_model.write_pin(bundled)
     status, said = segment()
     assert status == 0, said
 
 
-def test_the_pin_in_the_code_matches_the_bundled_file() -> None:
-    """Once a model is bundled (``python -m trainer bundle``), the pin and the file must agree, or the app refuses
+def test_the_pin_beside_the_bundled_file_matches_it() -> None:
+    """Once a model is bundled (``scripts/publish_model.py``), the pin and the file must agree, or the app refuses
     its own model."""
-    pin, path = segmentation.bundled_model.BUNDLED_WEIGHTS_SHA256, bundled_weights_path()
+    pin, path = segmentation.bundled_model.bundled_sha256(), bundled_weights_path()
     assert pin is None or (len(pin) == 64 and set(pin) <= set("0123456789abcdef"))
     if pin is None or not path.exists():
         pytest.skip("no model bundled yet (resources/models/lesionlens.safetensors or its pin is missing)")
     assert file_sha256(path) == pin
+
+
+def test_a_pin_file_without_a_sha256_refuses_the_model(tmp_path: Path) -> None:
+    weights = tmp_path / "lesionlens.safetensors"
+    weights.write_bytes(b"weights")
+    assert segmentation.bundled_model.bundled_sha256(weights) is None  # no sidecar: nothing bundled
+    segmentation.bundled_model.pin_path(weights).write_text("not-a-hash\n")
+    pin = segmentation.bundled_model.bundled_sha256(weights)
+    assert pin is not None and pin != file_sha256(weights) and "not a SHA-256" in pin
+    assert segmentation.bundled_model.write_pin(weights) == file_sha256(weights)
+    assert segmentation.bundled_model.bundled_sha256(weights) == file_sha256(weights)
 
 
 # ------------------------------------------------------------------------------------------------ privacy

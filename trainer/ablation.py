@@ -15,6 +15,7 @@ from pathlib import Path
 from segmentation.imageio import atomic_write_bytes
 from segmentation.network import VARIANTS, build_model, count_parameters
 from trainer.config import PRESETS, preset
+from trainer.evaluate import paper_row_text
 from trainer.options import data_paths
 
 TABLE_NAMES = {
@@ -24,8 +25,6 @@ TABLE_NAMES = {
     "rmsm-efram": "RMSM UNet + EF-RAM",
     "full": "Proposed (RMSM + DF-RAM + EF-RAM)",
 }
-# The paper's Table II on the ISBI 2017 validation set (DC, JSI, REC in %); only the full row is quoted by the brief.
-PAPER_FULL_ROW = {"dice": 94.53, "jaccard": 84.19, "recall": 94.9}
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -103,8 +102,7 @@ def format_table(results: dict, config, variants: list[str], seeds: list[int]) -
         )
     lines += [
         "",
-        f"Paper, full model (Table II): DC {PAPER_FULL_ROW['dice']}, JSI {PAPER_FULL_ROW['jaccard']}, "
-        f"REC {PAPER_FULL_ROW['recall']}.",
+        f"Paper, full model (Table II): {paper_row_text()}.",
     ]
     return "\n".join(lines) + "\n"
 

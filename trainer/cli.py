@@ -55,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true")
     _add_config_options(train)
 
-    from trainer import ablation, arms, bundle, compare, evaluate, export, gpu
+    from trainer import ablation, arms, compare, evaluate, export, gpu
 
-    for module in (evaluate, export, ablation, compare, arms, gpu, bundle):
+    for module in (evaluate, export, ablation, compare, arms, gpu):
         module.add_parser(commands)
     return parser
 

@@ -1,8 +1,9 @@
 """Where the gap to the quality bar is, and how much of it cheap inference-side levers close.
 
-``trainer bundle`` puts both in the model card, beside the training curve, so "what would close the gap" rests on
-numbers rather than hopes. :func:`where_the_gap_is` splits the mean Dice's shortfall between failed images and the
-rest; :func:`measure_variants` scores the same images through the app's own predictor in each variant:
+The regenerate-all command (``scripts/publish_model.py``) puts both in the model card, beside the training curve,
+so "what would close the gap" rests on numbers rather than hopes. :func:`where_the_gap_is` splits the mean Dice's
+shortfall between failed images and the rest; :func:`measure_variants` scores the same images through the app's
+own predictor in each variant:
 
 - ``as shipped``: the app's default, one forward pass, the raw mask at threshold 0.5 (the card's main table);
 - ``clean-up``: the app's optional clean-up steps that need no parameter (fill holes, keep the largest lesion);

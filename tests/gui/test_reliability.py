@@ -126,7 +126,7 @@ def test_the_app_checks_the_bundled_model_against_its_pin(
     pin: str, bundled: Path, make_window, qtbot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     value = "0" * 64 if pin == "wrong" else file_sha256(bundled)
-    monkeypatch.setattr(segmentation.bundled_model, "BUNDLED_WEIGHTS_SHA256", value)
+    segmentation.bundled_model.pin_path(bundled).write_text(f"{value}  {bundled.name}\n")
     window = make_window(None, wait_model=False)  # no --weights, nothing remembered: the bundled model
     with qtbot.waitSignal(window.modelLoaded, timeout=WAIT_MS) as blocker:
         pass
