@@ -1,0 +1,271 @@
+"""A simulated clinician corrects the model's mask: clicks to a good mask with the brush, the click tools and the box.
+
+    python -m benchmarks.clicks [--images DIR --masks DIR] [--weights FILE] [--max-dice 0.90] [--out FILE]
+
+The standard protocol of interactive segmentation papers (Xu et al. 2016; Sofiiuk et al., RITM 2022): starting from
+the model's own mask, each click goes to the interior point of the largest error region (the pixel farthest from
+its edge, the image border counting as edge), as "add" on a missed region and "remove" on a false one, up to 20
+clicks. Methods:
+
+- ``brush``: a disc at the click whose radius is 5 % of the expert mask's equivalent diameter (a painted dab);
+- ``clicks``: the model-assisted click tools (:func:`segmentation.assist.click_add` / ``click_remove``);
+- ``box``: the box tool on the expert mask's bounding box (counted as 2 clicks, its two corners), outside cleared,
+  then the click tools.
+
+NoC@85 and NoC@90 are the mean number of clicks to reach Dice 0.85 and 0.90 (an image that never does counts as
+20); "≤5 @90" is the share of images at Dice 0.90 within 5 clicks. The images are those where the model's own mask
+is below ``--max-dice`` (0.90 by default: the images a clinician would correct). Default data: the ISIC 2017
+validation set (``../shared/datasets/isic2017``). Prints a Markdown table and writes JSON with ``--out``.
+
+``--two-stage`` instead measures automatic two-stage inference on every image: a coarse pass, then the model again
+on the coarse lesion's crop (:func:`segmentation.assist.resegment_box`), against the plain pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from benchmarks.common import ISIC, cpu_model
+from segmentation.assist import AssistSettings, click_add, click_remove, resegment_box
+from segmentation.imageio import read_image, read_mask
+from segmentation.inference import Predictor
+from segmentation.lesion import lesion_box
+from segmentation.resources import bundled_weights_path
+
+MAX_CLICKS = 20
+BOX_CLICKS = 2
+TARGETS = (0.85, 0.90)
+BRUSH_SHARE = 0.05  # brush radius: this share of the expert mask's equivalent diameter
+METHODS = ("brush", "clicks", "box")
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int(np.count_nonzero(a & b)) / total
+
+
+def next_click(mask: np.ndarray, truth: np.ndarray) -> tuple[int, int, bool] | None:
+    """(row, col, add) at the interior point of the largest error region; None if the mask is perfect."""
+    best: tuple[int, np.ndarray, bool] | None = None
+    for error, add in ((truth & ~mask, True), (mask & ~truth, False)):
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(error.view(np.uint8), connectivity=8)
+        if count <= 1:
+            continue
+        label = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        area = int(stats[label, cv2.CC_STAT_AREA])
+        if best is None or area > best[0]:
+            best = (area, labels == label, add)
+    if best is None:
+        return None
+    region = np.pad(best[1], 1).view(np.uint8)
+    distance = cv2.distanceTransform(region, cv2.DIST_L2, 5)[1:-1, 1:-1]
+    row, col = np.unravel_index(int(np.argmax(distance)), distance.shape)
+    return int(row), int(col), best[2]
+
+
+def brush_radius(truth: np.ndarray) -> int:
+    equivalent_diameter = 2.0 * np.sqrt(truth.sum() / np.pi)
+    return max(1, round(BRUSH_SHARE * equivalent_diameter))
+
+
+@dataclass
+class Case:
+    name: str
+    image: np.ndarray
+    truth: np.ndarray
+    probability: np.ndarray
+    threshold: float = 0.5
+
+    @property
+    def model_mask(self) -> np.ndarray:
+        return self.probability >= self.threshold
+
+
+def simulate(case: Case, method: str, predictor: Predictor, settings: AssistSettings) -> list[float]:
+    """Dice after each click (index 0: the starting mask), until 0.90 or 20 clicks."""
+    truth, mask, probability = case.truth, case.model_mask, case.probability
+    history = [dice(mask, truth)]
+    if method == "box":
+        rows, cols = lesion_box(truth, 0)
+        box = (rows.start, cols.start, rows.stop, cols.stop)
+        patch, inside = resegment_box(
+            predictor.predict_probability,
+            case.image,
+            mask,
+            box,
+            threshold=case.threshold,
+            margin=settings.box_margin,
+            aspect=_aspect(predictor),
+            keep_outside=False,
+        )
+        mask = patch.apply(mask)
+        probability = probability.copy()
+        probability[box[0] : box[2], box[1] : box[3]] = inside
+        history += [dice(mask, truth)] * BOX_CLICKS
+    radius = brush_radius(truth)
+    while len(history) <= MAX_CLICKS and history[-1] < max(TARGETS):
+        click = next_click(mask, truth)
+        if click is None:
+            break
+        row, col, add = click
+        if method == "brush":
+            disc = np.zeros_like(mask, dtype=np.uint8)
+            cv2.circle(disc, (col, row), radius, 1, -1)
+            mask = mask | disc.astype(bool) if add else mask & ~disc.astype(bool)
+        else:
+            operation = click_add if add else click_remove
+            patch = operation(probability, mask, row, col, settings)
+            if patch is not None:
+                mask = patch.apply(mask)
+        history.append(dice(mask, truth))
+    return history
+
+
+def clicks_to(history: list[float], target: float) -> int:
+    return next((k for k, value in enumerate(history) if value >= target), MAX_CLICKS)
+
+
+def _aspect(predictor: Predictor) -> float:
+    height, width = predictor.info.preprocessing.input_size
+    return width / height
+
+
+def load_cases(images: Path, masks: Path, predictor: Predictor, max_dice: float | None) -> tuple[list[Case], int]:
+    """The images whose model mask is below ``max_dice`` (all with None), and how many images there were."""
+    cases, total = [], 0
+    for image_path in sorted(p for p in images.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"}):
+        mask_path = masks / f"{image_path.stem}_segmentation.png"
+        if not mask_path.exists():
+            continue
+        total += 1
+        image, truth = read_image(image_path), read_mask(mask_path)
+        if truth.shape != image.shape[:2]:
+            raise SystemExit(f"{mask_path}: mask {truth.shape} does not match its image {image.shape[:2]}")
+        case = Case(image_path.name, image, truth, predictor.predict_probability(image))
+        if max_dice is None or dice(case.model_mask, truth) < max_dice:
+            cases.append(case)
+    if total == 0:
+        raise SystemExit(f"no image in {images} has a mask <stem>_segmentation.png in {masks}")
+    return cases, total
+
+
+def click_benchmark(cases: list[Case], predictor: Predictor, settings: AssistSettings) -> dict:
+    results: dict[str, dict] = {}
+    for method in METHODS:
+        started = time.perf_counter()
+        histories = {case.name: simulate(case, method, predictor, settings) for case in cases}
+        seconds = time.perf_counter() - started
+        noc = {f"noc@{round(100 * t)}": float(np.mean([clicks_to(h, t) for h in histories.values()])) for t in TARGETS}
+        within5 = float(np.mean([clicks_to(h, 0.90) <= 5 for h in histories.values()]))
+        results[method] = {
+            **noc,
+            "share_090_within_5": within5,
+            "seconds": round(seconds, 2),
+            "per_image": {name: [round(v, 4) for v in h] for name, h in histories.items()},
+        }
+    return results
+
+
+def two_stage(images: Path, masks: Path, predictor: Predictor, settings: AssistSettings) -> dict:
+    """Plain pass against coarse pass + the model again on the coarse lesion's crop, on every image."""
+    plain, staged, times_plain, times_staged = [], [], [], []
+    for image_path in sorted(p for p in images.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"}):
+        mask_path = masks / f"{image_path.stem}_segmentation.png"
+        if not mask_path.exists():
+            continue
+        image, truth = read_image(image_path), read_mask(mask_path)
+        started = time.perf_counter()
+        coarse = predictor.predict_probability(image) >= 0.5
+        times_plain.append(time.perf_counter() - started)
+        mask = coarse
+        if coarse.any():
+            rows, cols = lesion_box(coarse, 0)
+            box = (rows.start, cols.start, rows.stop, cols.stop)
+            patch, _ = resegment_box(
+                predictor.predict_probability,
+                image,
+                coarse,
+                box,
+                margin=settings.box_margin,
+                aspect=_aspect(predictor),
+                keep_outside=False,
+            )
+            mask = patch.apply(coarse)
+        times_staged.append(time.perf_counter() - started)
+        plain.append(dice(coarse, truth))
+        staged.append(dice(mask, truth))
+    return {
+        "images": len(plain),
+        "dice_plain": float(np.mean(plain)),
+        "dice_two_stage": float(np.mean(staged)),
+        "improved": int(np.sum(np.array(staged) > np.array(plain) + 1e-4)),
+        "worsened": int(np.sum(np.array(staged) < np.array(plain) - 1e-4)),
+        "ms_plain": 1000 * float(np.median(times_plain)),
+        "ms_two_stage": 1000 * float(np.median(times_staged)),
+    }
+
+
+def markdown(results: dict) -> str:
+    names = {
+        "brush": "brush (disc, 5 % of the lesion's diameter)",
+        "clicks": "clicks (click add / remove)",
+        "box": "box (expert bounding box = 2 clicks), then clicks",
+    }
+    lines = ["| method | NoC@85 | NoC@90 | Dice 0.90 within 5 clicks |", "|---|---:|---:|---:|"]
+    for method in METHODS:
+        r = results["methods"][method]
+        lines.append(
+            f"| {names[method]} | {r['noc@85']:.2f} | {r['noc@90']:.2f} | {100 * r['share_090_within_5']:.0f} % |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.clicks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--images", type=Path, default=ISIC / "ISIC-2017_Validation_Data")
+    parser.add_argument("--masks", type=Path, default=ISIC / "ISIC-2017_Validation_Part1_GroundTruth")
+    parser.add_argument("--weights", type=Path, default=bundled_weights_path())
+    parser.add_argument("--max-dice", type=float, default=0.90, help="only images whose model mask is below this")
+    parser.add_argument("--add-threshold", type=float, default=AssistSettings.add_threshold)
+    parser.add_argument("--remove-threshold", type=float, default=AssistSettings.remove_threshold)
+    parser.add_argument("--reach", type=float, default=AssistSettings.reach)
+    parser.add_argument("--two-stage", action="store_true", help="measure two-stage inference instead")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    for folder in (args.images, args.masks):
+        if not folder.is_dir():
+            parser.error(f"not a folder: {folder}")
+    settings = AssistSettings(args.add_threshold, args.remove_threshold, args.reach)
+    predictor = Predictor(args.weights, "cpu")
+    results: dict = {
+        "machine": cpu_model(),
+        "weights": predictor.info.name,
+        "settings": vars(settings),
+        "images_dir": str(args.images),
+    }
+    if args.two_stage:
+        results["two_stage"] = two_stage(args.images, args.masks, predictor, settings)
+        print(json.dumps(results["two_stage"], indent=1))
+    else:
+        cases, total = load_cases(args.images, args.masks, predictor, args.max_dice)
+        results.update(images=len(cases), images_total=total, max_dice=args.max_dice)
+        results["methods"] = click_benchmark(cases, predictor, settings)
+        print(f"{len(cases)} of {total} images below Dice {args.max_dice} ({results['machine']})")
+        print(markdown(results))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
