@@ -50,10 +50,10 @@ class AssistSettings:
     """
 
     add_threshold: float = 0.2
-    remove_threshold: float = 0.8
+    remove_threshold: float = 0.9
     reach: float = 0.15
-    fallback: float = 0.25
-    box_margin: float = 0.15
+    fallback: float = 1.0
+    box_margin: float = 0.3
 
     def __post_init__(self) -> None:
         for name in ("add_threshold", "remove_threshold"):
