@@ -25,6 +25,7 @@ from segmentation.assist import (
 from segmentation.imageio import read_image
 from segmentation.inference import Predictor
 from segmentation.resources import bundled_weights_path
+from tests.assist_helpers import edge_disc, expected_region
 from tests.conftest import ISIC_SAMPLE_DIR
 
 VALIDATION = ISIC_SAMPLE_DIR / "ISIC-2017_Validation_Data"
@@ -60,23 +61,16 @@ def faint_rim(predictor: Predictor) -> tuple[np.ndarray, np.ndarray, int, int]:
     pytest.skip("no validation image with an uncertain rim")
 
 
-def expected_region(candidates: np.ndarray, row: int, col: int, radius: int) -> np.ndarray:
-    """Independent: pixels of ``candidates`` within ``radius`` of the click, 8-connected to it (skimage)."""
-    yy, xx = np.mgrid[0 : candidates.shape[0], 0 : candidates.shape[1]]
-    within = candidates & ((yy - row) ** 2 + (xx - col) ** 2 <= radius * radius)
-    labels = measure.label(within, connectivity=2)
-    return labels == labels[row, col]
-
-
 def test_click_add_takes_the_almost_lesion_connected_to_the_click(faint_rim) -> None:
     probability, mask, row, col = faint_rim
     patch = click_add(probability, mask, row, col, SETTINGS)
     assert patch is not None and patch.used_model
     new = patch.apply(mask)
     radius = SETTINGS.reach_px(mask.shape)
-    expected = expected_region(~mask & (probability >= SETTINGS.add_threshold), row, col, radius)
+    model_region = expected_region(~mask & (probability >= SETTINGS.add_threshold), row, col, radius)
+    expected = model_region | (edge_disc(mask, row, col, radius, radius) & ~mask)
     assert np.array_equal(new & ~mask, expected)
-    assert expected.sum() > 10 and new[row, col]
+    assert model_region.sum() > 10 and new[row, col]
     assert (new | mask).sum() == new.sum()  # nothing of the lesion was lost
     top, left, bottom, right = patch.box
     outside = np.ones_like(mask)
@@ -136,7 +130,8 @@ def test_click_remove_on_the_lesion_takes_only_the_unsure_part(predictor: Predic
     new = patch.apply(mask)
     removed = mask & ~new
     radius = SETTINGS.reach_px(mask.shape)
-    assert np.array_equal(removed, expected_region(unsure, row, col, radius))
+    expected = expected_region(unsure, row, col, radius) | (edge_disc(~mask, row, col, radius, radius) & mask)
+    assert np.array_equal(removed, expected)
     assert removed[row, col] and new.sum() > 0.5 * mask.sum()  # never the whole lesion
     assert not (new & ~mask).any()
 

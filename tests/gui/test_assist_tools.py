@@ -15,13 +15,13 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
-from skimage import measure
 
 from app.actions import ShortcutsDialog
 from app.canvas import LesionCanvas, Tool
 from app.main_window import MainWindow
 from segmentation.assist import box_crop
 from segmentation.lesion import LesionSegmentation
+from tests.assist_helpers import edge_disc, expected_region
 from tests.gui.conftest import WAIT_MS
 
 pytestmark = pytest.mark.gui
@@ -50,12 +50,6 @@ def assisted(window: MainWindow, tmp_path: Path, rgb_image, open_segmented) -> M
     return window
 
 
-def expected(candidates: np.ndarray, row: int, col: int, radius: int) -> np.ndarray:
-    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
-    labels = measure.label(candidates & ((yy - row) ** 2 + (xx - col) ** 2 <= radius**2), connectivity=2)
-    return labels == labels[row, col]
-
-
 def test_click_adds_the_region_the_map_predicts_and_undo_restores(assisted: MainWindow) -> None:
     window, document = assisted, assisted.document
     window.named_actions["tool_assist"].trigger()
@@ -70,8 +64,9 @@ def test_click_adds_the_region_the_map_predicts_and_undo_restores(assisted: Main
         view_pos(window.canvas, col, row),
     )
     radius = window.assist.settings.reach_px(before.shape)
-    added = expected(~before & (disc_probability() >= 0.2), row, col, radius)
-    assert added.sum() > 50
+    model_region = expected_region(~before & (disc_probability() >= 0.2), row, col, radius)
+    added = model_region | (edge_disc(before, row, col, radius, radius) & ~before)
+    assert model_region.sum() > 50
     np.testing.assert_array_equal(document.mask, before | added)
     assert document.undo_stack.count() == 1 and document.edited
     document.undo_stack.undo()
@@ -92,8 +87,9 @@ def test_shift_click_removes_the_unsure_part_and_the_threshold_is_adjustable(ass
         view_pos(window.canvas, col, row),
     )
     radius = window.assist.settings.reach_px(before.shape)
-    removed = expected(before & (disc_probability() < 0.7), row, col, radius)
-    assert removed.sum() > 20
+    model_region = expected_region(before & (disc_probability() < 0.7), row, col, radius)
+    removed = model_region | (edge_disc(~before, row, col, radius, radius) & before)
+    assert model_region.sum() > 20
     np.testing.assert_array_equal(document.mask, before & ~removed)
     assert document.mask.sum() > 0.8 * before.sum()
     document.undo_stack.undo()
