@@ -40,6 +40,13 @@ def view_pos(canvas: LesionCanvas, x: float, y: float) -> QPoint:
     return canvas.mapFromScene(QPointF(x + 0.5, y + 0.5))
 
 
+@pytest.fixture(autouse=True)
+def _torch_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyTorch directly: no ONNX export and timing at model load (tests/test_backends.py covers that), so the
+    window is ready in time on two busy cores."""
+    monkeypatch.setenv("LESIONLENS_BACKEND", "torch")
+
+
 @pytest.fixture
 def assisted(window: MainWindow, tmp_path: Path, rgb_image, open_segmented) -> MainWindow:
     path = tmp_path / "lesion.png"
