@@ -69,6 +69,7 @@ class AssistController(QObject):
         self.runner.failed.connect(lambda message: self.done.emit(f"Box re-segmentation failed: {message}"))
         self.runner.cancelled.connect(lambda: self.done.emit("Box re-segmentation cancelled; the mask is as it was."))
         self._refined: RefinedProbability | None = None
+        self._box_looks: list[tuple[object, tuple[int, int, np.ndarray]]] = []  # (its undo command, the look)
         self._generation = 0
         document.segmentationChanged.connect(self._segmentation_changed)
         document.imageChanged.connect(self.runner.cancel)
@@ -84,7 +85,10 @@ class AssistController(QObject):
         if segmentation is None:
             return None
         if self._refined is None or self._refined.base is not segmentation.probability:
-            self._refined = RefinedProbability(segmentation.probability)
+            self._refined, self._box_looks = RefinedProbability(segmentation.probability), []
+        stack = self.document.undo_stack
+        done = {id(stack.command(i)) for i in range(stack.index())}  # an undone box no longer guides the clicks
+        self._refined.patches = [look for command, look in self._box_looks if id(command) in done]
         return self._refined
 
     def click(self, row: int, col: int, add: bool) -> bool:
@@ -128,7 +132,7 @@ class AssistController(QObject):
         self.runner.cancel()
 
     def _segmentation_changed(self) -> None:
-        self._refined = None
+        self._refined, self._box_looks = None, []
 
     def _mask_changed(self) -> None:
         self._generation += 1
@@ -139,11 +143,11 @@ class AssistController(QObject):
         if generation != self._generation or document.image is None:
             self.done.emit("The mask changed during the box re-segmentation; draw the box again.")
             return
-        probability = self.probability()
-        if probability is not None:
-            probability.add(box[0], box[1], inside)
         count = patch.changed(document.mask) if document.mask is not None else int(patch.values.sum())
-        document.write_patch(patch.values, (patch.top, patch.left), patch.description)
+        if document.write_patch(patch.values, (patch.top, patch.left), patch.description):
+            stack = document.undo_stack
+            self.probability()  # (re)bind to the current map first
+            self._box_looks.append((stack.command(stack.index() - 1), (box[0], box[1], inside)))
         self.done.emit(f"{patch.description}: {count} pixels changed.")
 
 

@@ -127,8 +127,13 @@ def test_box_resegments_only_inside_it_and_undo_restores(assisted: MainWindow, q
     np.testing.assert_array_equal(document.mask[outside], before[outside])
     np.testing.assert_array_equal(document.mask[top:bottom, left:right], inside)
     assert document.undo_stack.count() == 1
+    window_rows, window_cols = slice(top, bottom), slice(left, right)
+    box_look = crop_probability[top - c_top : bottom - c_top, left - c_left : right - c_left]
+    np.testing.assert_array_equal(window.assist.probability()[window_rows, window_cols], box_look)  # clicks follow it
     document.undo_stack.undo()
     np.testing.assert_array_equal(document.mask, before)
+    base = document.segmentation.probability[window_rows, window_cols]
+    np.testing.assert_array_equal(window.assist.probability()[window_rows, window_cols], base)  # undone: gone too
 
 
 def test_box_outside_cleared_when_chosen(assisted: MainWindow, qtbot) -> None:
