@@ -33,7 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.common import ISIC, cpu_model
+from benchmarks.common import FULLRES_IMAGES, ISIC, cpu_model, time_calls
 from segmentation.assist import AssistSettings, click_add, click_remove, resegment_box
 from segmentation.imageio import read_image, read_mask
 from segmentation.inference import Predictor
@@ -213,6 +213,33 @@ def two_stage(images: Path, masks: Path, predictor: Predictor, settings: AssistS
     }
 
 
+def large_photo(predictor: Predictor, settings: AssistSettings, size: tuple[int, int] = (6000, 4000)) -> dict:
+    """Milliseconds per click add, click remove and box on a full-resolution sample upscaled to ``size`` (w, h),
+    and the largest patch a click writes (what the undo step and the overlay update are proportional to)."""
+    path = sorted(FULLRES_IMAGES.glob("*.jpg"))[0]
+    image = cv2.resize(read_image(path), size, interpolation=cv2.INTER_LINEAR)
+    probability = predictor.predict_probability(image)
+    mask = probability >= 0.5
+    rows, cols = lesion_box(mask, 0)
+    row = (rows.start + rows.stop) // 2
+    edge = cols.start + int(np.argmax(mask[row, cols]))  # the lesion's left edge on its middle row
+    add_at, remove_at = (row, max(0, edge - 20)), (row, edge + 20)
+    patches = [click_add(probability, mask, *add_at, settings), click_remove(probability, mask, *remove_at, settings)]
+    box = (rows.start, cols.start, rows.stop, cols.stop)
+    return {
+        "image": f"{path.name} upscaled to {size[0]}x{size[1]}",
+        "click_add_ms": time_calls(lambda: click_add(probability, mask, *add_at, settings), runs=5).median_ms,
+        "click_remove_ms": time_calls(lambda: click_remove(probability, mask, *remove_at, settings), runs=5).median_ms,
+        "box_ms": time_calls(
+            lambda: resegment_box(predictor.predict_probability, image, mask, box, margin=settings.box_margin),
+            runs=3,
+            warmup=1,
+        ).median_ms,
+        "box_size": f"{box[3] - box[1]}x{box[2] - box[0]}",
+        "largest_click_patch_mp": max(p.values.size for p in patches if p is not None) / 1e6,
+    }
+
+
 def markdown(results: dict) -> str:
     names = {
         "brush": "brush (disc, 5 % of the lesion's diameter)",
@@ -266,6 +293,19 @@ def section(folder: Path) -> str:
             "these validation images. Where clicks are still spent: lesions the model missed entirely (probability "
             "near 0, so a click adds only the disc from the click to the lesion's edge) and halos it was sure of.",
         ]
+    large_path = folder / "clicks_large.json"
+    if large_path.exists():
+        g = json.loads(large_path.read_text())
+        x = g["large"]
+        parts += [
+            "",
+            f"On a large photo (`python -m benchmarks.clicks --large --out docs/benchmarks/clicks_large.json`, "
+            f"{_when(g)} UTC, {g['machine']}, {x['image']}, 24 megapixels): a click add takes "
+            f"{x['click_add_ms']:.0f} ms and a click remove {x['click_remove_ms']:.0f} ms (median of 5), since each "
+            f"reads and writes only the click's window (at most {x['largest_click_patch_mp']:.2f} megapixels here); "
+            f"the box on the lesion ({x['box_size']} pixels) {x['box_ms']:.0f} ms including the forward pass on its "
+            "crop (median of 3; in the app it runs in the background).",
+        ]
     if staged_path.exists():
         t = json.loads(staged_path.read_text())
         s = t["two_stage"]
@@ -309,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--remove-threshold", type=float, default=AssistSettings.remove_threshold)
     parser.add_argument("--reach", type=float, default=AssistSettings.reach)
     parser.add_argument("--two-stage", action="store_true", help="measure two-stage inference instead")
+    parser.add_argument("--large", action="store_true", help="time the tools on a 6000x4000 photo instead")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     for folder in (args.images, args.masks):
@@ -323,7 +364,10 @@ def main(argv: list[str] | None = None) -> int:
         "images_dir": str(args.images),
         "date": datetime.now(UTC).isoformat(timespec="minutes"),
     }
-    if args.two_stage:
+    if args.large:
+        results["large"] = large_photo(predictor, settings)
+        print(json.dumps(results["large"], indent=1))
+    elif args.two_stage:
         results["two_stage"] = two_stage(args.images, args.masks, predictor, settings)
         print(json.dumps(results["two_stage"], indent=1))
     else:
