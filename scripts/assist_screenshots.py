@@ -25,7 +25,7 @@ TIMEOUT_MS = 60_000
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    parser.add_argument("--click-image", default="ISIC_0012159")
+    parser.add_argument("--click-image", default="ISIC_0012417")
     parser.add_argument("--box-image", default="ISIC_0012876")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="lesionlens-shots-") as home:
@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def shoot(out: Path, click_image: str, box_image: str) -> int:
     from PySide6.QtCore import QEventLoop, QPointF, Qt, QTimer
+    from PySide6.QtGui import QPainter, QPixmap
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
@@ -86,10 +87,29 @@ def shoot(out: Path, click_image: str, box_image: str) -> int:
     truth = read_mask(masks / f"{click_image}_segmentation.png")
     row, col, add = next_click(window.document.mask, truth)
     modifier = Qt.KeyboardModifier.NoModifier if add else Qt.KeyboardModifier.ShiftModifier
+    canvas.zoom_by(2.0)
+    canvas.centerOn(QPointF(col + 0.5, row + 0.5))
+    settle()
+    before = canvas.grab()
     QTest.mouseClick(viewport, Qt.MouseButton.LeftButton, modifier, at(col, row))
     wait(window.analysed, "measurements after the click")
     settle()
+    after = canvas.grab()
+    pair = QPixmap(before.width() + after.width() + 8, before.height())
+    pair.fill(Qt.GlobalColor.white)
+    painter = QPainter(pair)
+    painter.drawPixmap(0, 0, before)
+    painter.drawPixmap(before.width() + 8, 0, after)
+    painter.end()
     path = out / "assist_click.png"
+    pair.scaled(
+        pair.width() // 2,
+        pair.height() // 2,
+        Qt.AspectRatioMode.KeepAspectRatio,
+        Qt.TransformationMode.SmoothTransformation,
+    ).save(str(path))
+    print(f"wrote {path}")
+    path = out / "assist_click_window.png"
     window.grab().save(str(path))
     print(f"wrote {path}")
 
