@@ -39,6 +39,8 @@ SHORTCUTS: dict[str, tuple[str, ...]] = {
     "tool_eraser": ("E",),
     "tool_vertices": ("V",),
     "tool_calibrate": ("C",),
+    "tool_assist": ("A",),
+    "tool_box": ("R",),
     "brush_smaller": ("[",),
     "brush_larger": ("]",),
     "undo": ("Ctrl+Z",),
@@ -77,6 +79,8 @@ TITLES: dict[str, str] = {
     "tool_eraser": "Eraser: paint skin",
     "tool_vertices": "Vertices: drag the boundary",
     "tool_calibrate": "Calibrate: draw a line of known length",
+    "tool_assist": "Assist: click adds what the model almost found (Shift+click removes)",
+    "tool_box": "Box: drag a box, the model segments it again",
     "brush_smaller": "Smaller brush",
     "brush_larger": "Larger brush",
     "undo": "Undo",
@@ -106,6 +110,8 @@ MOUSE_HELP: tuple[tuple[str, str], ...] = (
     ("Zoom", "Mouse wheel"),
     ("Pan", "Drag with the Navigate tool, or drag with the middle button in any tool"),
     ("Brush / eraser size", "[ and ] (or Ctrl + wheel, where the canvas supports it)"),
+    ("Assist: remove the unsure part", "Shift + click, or right click, with the Assist tool"),
+    ("Box: cancel the re-segmentation", "Esc while it runs"),
 )
 
 

@@ -8,7 +8,6 @@ in progress. Everything per-pixel is numpy or OpenCV, done once per document cha
 
 from __future__ import annotations
 
-import enum
 import math
 
 import numpy as np
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
     QGraphicsLineItem,
     QGraphicsPathItem,
     QGraphicsPixmapItem,
+    QGraphicsRectItem,
     QGraphicsScene,
     QGraphicsView,
     QWidget,
@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from app import canvas_items as items
 from app.document import LesionDocument
+from app.tools import TOOL_BEHAVIOURS, Tool, ToolBehaviour
 from segmentation.export import OverlayStyle
 
 MIN_SCALE, MAX_SCALE = 1 / 64, 64.0
@@ -47,14 +48,7 @@ PICK_EDGE_PX = 6.0
 BOUNDARY_WIDTH_PX = 2.0
 
 
-class Tool(enum.Enum):
-    """What a left-button drag on the canvas does."""
-
-    NAVIGATE = "navigate"
-    BRUSH = "brush"
-    ERASER = "eraser"
-    VERTICES = "vertices"
-    CALIBRATE = "calibrate"
+__all__ = ["LesionCanvas", "Tool"]
 
 
 class LesionCanvas(QGraphicsView):
@@ -69,6 +63,8 @@ class LesionCanvas(QGraphicsView):
     zoomChanged = Signal(float)  # scale factor (1.0 = 1:1)
     calibrationLineDrawn = Signal(float)  # length in image pixels of the line the user drew
     brushRadiusChanged = Signal(int)  # so the window can show and remember the size
+    assistClicked = Signal(int, int, bool)  # image pixel (row, col) clicked with the assist tool; True: add
+    boxDrawn = Signal(int, int, int, int)  # the re-segmentation box: top, left, bottom, right (exclusive)
 
     def __init__(self, document: LesionDocument, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -86,6 +82,7 @@ class LesionCanvas(QGraphicsView):
         self._committing_stroke = False  # the overlay already shows the stroke: no rebuild needed
         self._stroke: items.BrushStroke | None = None
         self._calibration_start: QPointF | None = None
+        self._box_start: QPointF | None = None
         self._pan_last: QPointF | None = None
         self._last_pixel: tuple[int, int] | None = None
         self._mouse_scene: QPointF | None = None
@@ -100,15 +97,16 @@ class LesionCanvas(QGraphicsView):
         self.handles_item = items.VertexHandlesItem()
         self.calibration_item = QGraphicsLineItem()
         self.cursor_item = items.BrushCursorItem()
-        for z, item in enumerate(
-            (self.image_item, self.overlay_item, self.boundary_item, self.handles_item, self.calibration_item)
-        ):
+        self.box_item = QGraphicsRectItem()
+        layers = (self.image_item, self.overlay_item, self.boundary_item, self.handles_item, self.calibration_item)
+        for z, item in enumerate((*layers, self.box_item)):
             item.setZValue(z)
             scene.addItem(item)
         self.cursor_item.setZValue(10)
         scene.addItem(self.cursor_item)
         self.calibration_item.setPen(items.cosmetic_pen(QColor(255, 0, 255), 2.0))
-        for item in (self.handles_item, self.calibration_item, self.cursor_item):
+        self.box_item.setPen(items.cosmetic_pen(QColor(0, 220, 255), 2.0, Qt.PenStyle.DashLine))
+        for item in (self.handles_item, self.calibration_item, self.cursor_item, self.box_item):
             item.setVisible(False)
         self._apply_boundary_pen()
 
@@ -137,6 +135,10 @@ class LesionCanvas(QGraphicsView):
     def tool(self) -> Tool:
         return self._tool
 
+    @property
+    def _behaviour(self) -> ToolBehaviour:
+        return TOOL_BEHAVIOURS[self._tool]
+
     def set_tool(self, tool: Tool) -> None:
         """Switch tools; an unfinished stroke or drag is abandoned and the calibration line is removed."""
         if tool == self._tool:
@@ -145,6 +147,7 @@ class LesionCanvas(QGraphicsView):
         self._tool = tool
         self._vertices.selected = None
         self.calibration_item.setVisible(False)
+        self.box_item.setVisible(False)
         self._apply_tool_mode()
         self._refresh()
 
@@ -223,6 +226,7 @@ class LesionCanvas(QGraphicsView):
     def _on_image_changed(self) -> None:
         self._cancel_interaction()
         self.calibration_item.setVisible(False)
+        self.box_item.setVisible(False)
         self._vertices.selected, self._last_pixel = None, None
         image = self._document.image
         if image is None:
@@ -321,17 +325,10 @@ class LesionCanvas(QGraphicsView):
         return (0, 0) if image is None else image.shape[:2]
 
     def _apply_tool_mode(self) -> None:
-        navigate = self._tool is Tool.NAVIGATE
-        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag if navigate else QGraphicsView.DragMode.NoDrag)
-        cursors = {
-            Tool.NAVIGATE: Qt.CursorShape.OpenHandCursor,
-            Tool.BRUSH: Qt.CursorShape.CrossCursor,
-            Tool.ERASER: Qt.CursorShape.CrossCursor,
-            Tool.CALIBRATE: Qt.CursorShape.CrossCursor,
-            Tool.VERTICES: Qt.CursorShape.ArrowCursor,
-        }
-        self.viewport().setCursor(cursors[self._tool])
-        self.cursor_item.setVisible(self._tool in (Tool.BRUSH, Tool.ERASER) and self._mouse_scene is not None)
+        behaviour = self._behaviour
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag if behaviour.pans else QGraphicsView.DragMode.NoDrag)
+        self.viewport().setCursor(behaviour.cursor)
+        self.cursor_item.setVisible(behaviour.brush_cursor and self._mouse_scene is not None)
 
     # -- brush and eraser ------------------------------------------------------------------------------------------
     def _preview(self, rect: tuple[int, int, int, int]) -> None:
@@ -426,6 +423,59 @@ class LesionCanvas(QGraphicsView):
     def _delete_vertex(self, hit: tuple[int, int]) -> None:
         self._commit(self._vertices.delete(hit), "Delete vertex", keep_unchanged=True)
 
+    # -- calibration line and re-segmentation box --------------------------------------------------------------
+    def _begin_line(self, scene: QPointF) -> None:
+        self._calibration_start = self._inside_image(scene)
+        self.calibration_item.setLine(QLineF(self._calibration_start, self._calibration_start))
+        self.calibration_item.setVisible(True)
+
+    def _line_to(self, scene: QPointF) -> bool:
+        if self._calibration_start is None:
+            return False
+        self.calibration_item.setLine(QLineF(self._calibration_start, self._inside_image(scene)))
+        return True
+
+    def _end_line(self) -> bool:
+        if self._calibration_start is None:
+            return False
+        self._calibration_start = None
+        length = self.calibration_item.line().length()
+        if length > 0:
+            self.calibrationLineDrawn.emit(length)
+        return True
+
+    def _begin_box(self, scene: QPointF) -> None:
+        self._box_start = self._inside_image(scene)
+        self.box_item.setRect(QRectF(self._box_start, self._box_start))
+        self.box_item.setVisible(True)
+
+    def _box_to(self, scene: QPointF) -> bool:
+        if self._box_start is None:
+            return False
+        self.box_item.setRect(QRectF(self._box_start, self._inside_image(scene)).normalized())
+        return True
+
+    def _end_box(self, scene: QPointF) -> bool:
+        """Emit ``boxDrawn`` with the box's whole pixels; the dashed box stays on screen until the next one."""
+        if self._box_start is None:
+            return False
+        rect = QRectF(self._box_start, self._inside_image(scene)).normalized()
+        self._box_start = None
+        self.box_item.setRect(rect)
+        top, left = math.floor(rect.top()), math.floor(rect.left())
+        bottom, right = math.ceil(rect.bottom()), math.ceil(rect.right())
+        if bottom - top >= 2 and right - left >= 2:
+            self.boxDrawn.emit(top, left, bottom, right)
+        else:
+            self.box_item.setVisible(False)
+        return True
+
+    def _assist_click(self, scene: QPointF, *, add: bool) -> None:
+        height, width = self._image_size()
+        col, row = math.floor(scene.x()), math.floor(scene.y())
+        if 0 <= row < height and 0 <= col < width:
+            self.assistClicked.emit(row, col, add)
+
     # -- interaction state -----------------------------------------------------------------------------------------
     def _cancel_interaction(self) -> None:
         """Abandon a stroke, vertex drag or calibration line in progress, leaving the document untouched."""
@@ -439,10 +489,18 @@ class LesionCanvas(QGraphicsView):
         if self._calibration_start is not None:
             self._calibration_start = None
             self.calibration_item.setVisible(False)
+        if self._box_start is not None:
+            self._box_start = None
+            self.box_item.setVisible(False)
         self._pan_last = None
 
     def _interacting(self) -> bool:
-        return self._stroke is not None or self._vertices.drag is not None or self._calibration_start is not None
+        return (
+            self._stroke is not None
+            or self._vertices.drag is not None
+            or self._calibration_start is not None
+            or self._box_start is not None
+        )
 
     # -- Qt events -----------------------------------------------------------------------------------------------
     def mousePressEvent(self, event: QMouseEvent) -> None:
@@ -452,28 +510,13 @@ class LesionCanvas(QGraphicsView):
             self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
             event.accept()
             return
-        if self._tool is Tool.NAVIGATE or self._document.image is None or self._interacting():
+        behaviour = self._behaviour
+        if behaviour.pans or self._document.image is None or self._interacting():
             super().mousePressEvent(event)
             return
-        scene = self._scene_at(pos)
-        if button == Qt.MouseButton.LeftButton:
-            if self._tool in (Tool.BRUSH, Tool.ERASER):
-                self._begin_stroke(scene)
-            elif self._tool is Tool.VERTICES:
-                self._ensure_polygons()
-                hit = self._vertices.selected = self._pick_vertex(pos)
-                self.handles_item.set_selected(hit)
-                if hit is not None:
-                    self._vertices.begin_drag(hit)
-            elif self._tool is Tool.CALIBRATE:
-                self._calibration_start = self._inside_image(scene)
-                self.calibration_item.setLine(QLineF(self._calibration_start, self._calibration_start))
-                self.calibration_item.setVisible(True)
-        elif button == Qt.MouseButton.RightButton and self._tool is Tool.VERTICES:
-            self._ensure_polygons()
-            hit = self._pick_vertex(pos)
-            if hit is not None:
-                self._delete_vertex(hit)
+        handler = {Qt.MouseButton.LeftButton: behaviour.press, Qt.MouseButton.RightButton: behaviour.right_press}
+        if handler.get(button) is not None:
+            handler[button](self, event)
         event.accept()
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
@@ -481,56 +524,39 @@ class LesionCanvas(QGraphicsView):
         scene = self._scene_at(pos)
         self._mouse_scene = scene
         self.cursor_item.setPos(scene)
-        self.cursor_item.setVisible(self._tool in (Tool.BRUSH, Tool.ERASER))
+        self.cursor_item.setVisible(self._behaviour.brush_cursor)
         self._emit_cursor(scene)
         if self._pan_last is not None:
             delta = pos - self._pan_last
             self._pan_last = pos
             self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - round(delta.x()))
             self.verticalScrollBar().setValue(self.verticalScrollBar().value() - round(delta.y()))
-        elif self._stroke is not None:
-            self._stroke_to(scene)
-        elif self._vertices.drag is not None:
-            self.boundary_item.setPath(self._vertices.drag_to(self._clamped_image_point(pos)))
-            self.handles_item.set_polygons(self._vertices.dragged_polygons(), self._vertices.selected)
-        elif self._calibration_start is not None:
-            self.calibration_item.setLine(QLineF(self._calibration_start, self._inside_image(scene)))
-        else:
+        elif not (self._behaviour.move is not None and self._behaviour.move(self, event)):
             super().mouseMoveEvent(event)
             return
         event.accept()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
-        button = event.button()
+        button, release = event.button(), self._behaviour.release
         if button == Qt.MouseButton.MiddleButton and self._pan_last is not None:
             self._pan_last = None
             self._apply_tool_mode()
-        elif button == Qt.MouseButton.LeftButton and self._stroke is not None:
-            self._stroke_to(self._scene_at(event.position()))
-            self._end_stroke()
-        elif button == Qt.MouseButton.LeftButton and self._vertices.drag is not None:
-            self._commit(self._vertices.end_drag(), "Move vertex", keep_unchanged=False)
-        elif button == Qt.MouseButton.LeftButton and self._calibration_start is not None:
-            self._calibration_start = None
-            length = self.calibration_item.line().length()
-            if length > 0:
-                self.calibrationLineDrawn.emit(length)
-        else:
+        elif not (button == Qt.MouseButton.LeftButton and release is not None and release(self, event)):
             super().mouseReleaseEvent(event)
             return
         event.accept()
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
-        if self._tool is Tool.VERTICES and event.button() == Qt.MouseButton.LeftButton:
-            self._ensure_polygons()
-            self._insert_vertex(event.position())
+        handler = self._behaviour.double_click
+        if handler is not None and event.button() == Qt.MouseButton.LeftButton:
+            handler(self, event)
             event.accept()
             return
         super().mouseDoubleClickEvent(event)
 
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:
-        if self._tool is Tool.VERTICES:
-            event.accept()  # the right button deletes a vertex here; no window menu on top of that
+        if self._behaviour.owns_context_menu:
+            event.accept()  # the right button edits here; no window menu on top of that
         else:
             super().contextMenuEvent(event)
 
@@ -540,7 +566,7 @@ class LesionCanvas(QGraphicsView):
             event.ignore()
             return
         notches = delta / 120
-        if event.modifiers() & Qt.KeyboardModifier.ControlModifier and self._tool in (Tool.BRUSH, Tool.ERASER):
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier and self._behaviour.brush_cursor:
             self.set_brush_radius(self._radius + int(math.copysign(self._radius_step(), delta)))
         else:
             self._set_scale(self.zoom * WHEEL_NOTCH_FACTOR**notches, event.position())

@@ -160,6 +160,25 @@ class LesionDocument(QObject):
         )
         return True
 
+    def write_patch(self, values: np.ndarray, offset: tuple[int, int], text: str) -> bool:
+        """Set the rectangle at (row, col) ``offset`` to ``values`` (a bool patch) as one undo step (the model-assisted
+        tools: a click or a box changes only its window); False if nothing changed."""
+        if self.mask is None:
+            if self.image is None:
+                return False
+            self.mask = np.zeros(self.image.shape[:2], bool)
+        row, col = offset
+        h, w = values.shape
+        patch = self.mask[row : row + h, col : col + w]
+        rows, cols = np.nonzero(patch != values[: patch.shape[0], : patch.shape[1]])
+        if rows.size == 0:
+            return False
+        indices = np.ravel_multi_index((rows + row, cols + col), self.mask.shape)
+        self.undo_stack.push(
+            MaskEdit(self, indices, patch[rows, cols].copy(), values[rows, cols].copy(), text, was_edited=self.edited)
+        )
+        return True
+
     def apply_cleanup(self, step: str, result: np.ndarray | None = None) -> bool:
         """One clean-up step as one undo step. ``result`` is the step's output when it was computed elsewhere
         (off the GUI thread on a large photo); otherwise it is computed here."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import QDockWidget, QScrollArea, QToolBar, QVBoxLayout, QWidget
 
+from app.assist import AssistPanel
 from app.calibration import CalibrationBox
 from app.panels import Banner, MeasurementsPanel, OverlayPanel
 from app.status import StatusBar
@@ -21,20 +22,22 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&File", ("open", "open_folder", "-", "export", "batch", "-", "choose_weights", "-", "quit")),
     ("&Edit", ("undo", "redo", "-", "fill_holes", "keep_largest", "smooth", "-", "reset_mask")),
     ("&View", ("zoom_in", "zoom_out", "zoom_fit", "zoom_actual", "-", "toggle_fill", "toggle_boundary")),
-    ("&Tools", ("tool_navigate", "tool_brush", "tool_eraser", "tool_vertices", "tool_calibrate", "-",
+    ("&Tools", ("tool_navigate", "tool_brush", "tool_eraser", "tool_vertices", "tool_assist", "tool_box",
+                "tool_calibrate", "-",
                 "set_calibration", "clear_calibration")),
     ("&Image", ("previous_image", "next_image", "-", "segment", "cancel")),
     ("&Help", ("help", "about")),
 )  # fmt: skip
 TOOLBAR: tuple[str, ...] = (
     "open", "open_folder", "export", "-", "previous_image", "next_image", "-",
-    "tool_navigate", "tool_brush", "tool_eraser", "tool_vertices", "tool_calibrate", "-",
+    "tool_navigate", "tool_brush", "tool_eraser", "tool_vertices", "tool_assist", "tool_box", "tool_calibrate", "-",
     "undo", "redo", "-", "fill_holes", "keep_largest", "smooth", "reset_mask", "-", "zoom_fit", "zoom_actual",
 )  # fmt: skip
 SHORT_LABELS = {
     "open": "Open", "open_folder": "Folder", "export": "Export", "previous_image": "Previous",
     "next_image": "Next", "tool_navigate": "Navigate", "tool_brush": "Brush", "tool_eraser": "Eraser",
-    "tool_vertices": "Vertices", "tool_calibrate": "Calibrate", "fill_holes": "Fill holes",
+    "tool_vertices": "Vertices", "tool_assist": "Assist", "tool_box": "Box", "tool_calibrate": "Calibrate",
+    "fill_holes": "Fill holes",
     "keep_largest": "Largest only", "smooth": "Smooth", "reset_mask": "Reset", "zoom_fit": "Fit",
     "zoom_actual": "1:1", "undo": "Undo", "redo": "Redo",
 }  # fmt: skip
@@ -70,9 +73,11 @@ def build_layout(window: MainWindow) -> None:
     window.overlay_panel = OverlayPanel()
     window.calibration_box = CalibrationBox()
     window.measurements_panel = MeasurementsPanel()
+    window.assist_panel = AssistPanel()
+    window.assist_panel.hide()  # shown while the Assist or Box tool is active
     panel = QWidget()
     column = QVBoxLayout(panel)
-    for widget in (window.overlay_panel, window.calibration_box, window.measurements_panel):
+    for widget in (window.overlay_panel, window.assist_panel, window.calibration_box, window.measurements_panel):
         column.addWidget(widget)
     column.addStretch(1)
     scroll = QScrollArea()

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QFileDialog, QLine
 
 from app.about import AboutDialog
 from app.actions import ShortcutsDialog, is_shortcut, new_action
+from app.assist import AssistController
 from app.batch_dialog import BatchDialog
 from app.calibration import CalibrationController
 from app.canvas import LesionCanvas, Tool
@@ -45,7 +46,9 @@ ANALYSIS_DELAY_MS = 150
 KEY_EVENTS = (QEvent.Type.KeyPress, QEvent.Type.KeyRelease)
 DROP_EVENTS = (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop)
 TOOLS = {"tool_navigate": Tool.NAVIGATE, "tool_brush": Tool.BRUSH, "tool_eraser": Tool.ERASER,
-         "tool_vertices": Tool.VERTICES, "tool_calibrate": Tool.CALIBRATE}  # fmt: skip
+         "tool_vertices": Tool.VERTICES, "tool_assist": Tool.ASSIST, "tool_box": Tool.BOX,
+         "tool_calibrate": Tool.CALIBRATE}  # fmt: skip
+ASSIST_TOOLS = (Tool.ASSIST, Tool.BOX)
 
 
 class MainWindow(QMainWindow):
@@ -71,6 +74,7 @@ class MainWindow(QMainWindow):
         self.autosave = AutosaveController(self.document, app_data_dir() / "autosave", self)
         self.exporter = ExportController(self.document, self.pools["io"], self)
         self.cleanup = CleanupController(self.document, self.pools["analysis"], self)
+        self.assist = AssistController(self.document, lambda: self.predictor, self.pools["model"], self)
         self.folder_panel = FolderPanel(self)
         self.batch_dialog: BatchDialog | None = None
         self.last_error = ""
@@ -137,6 +141,10 @@ class MainWindow(QMainWindow):
         canvas.cursorMoved.connect(self.status.set_position)
         canvas.zoomChanged.connect(self.status.set_zoom)
         canvas.brushRadiusChanged.connect(lambda r: self.remember(brush_radius=r))
+        canvas.assistClicked.connect(self.assist.click)
+        canvas.boxDrawn.connect(self.assist.resegment)
+        self.assist.done.connect(self.status.say)
+        self.assist_panel.settingsChanged.connect(self._assist_settings_changed)
         QApplication.instance().installEventFilter(self)  # keys, whichever widget has the focus
         canvas.viewport().installEventFilter(self)  # drops: the view would take them for its scene
         self.setAcceptDrops(True)
@@ -162,6 +170,7 @@ class MainWindow(QMainWindow):
             (self.segmenter, "segment", "Segmenting…"),
             (self.exporter.runner, "export", "Exporting…"),
             (self.cleanup.runner, "cleanup", "Cleaning up the mask…"),
+            (self.assist.runner, "box", "Re-segmenting the box…"),
         ):
             runner.busyChanged.connect(
                 lambda busy, k=key, t=text: self.status.begin_busy(k, t) if busy else self.status.end_busy(k)
@@ -295,7 +304,9 @@ class MainWindow(QMainWindow):
         self.segmenter.start(segment_task, self.predictor, doc.path, doc.image, doc.threshold)
 
     def cancel_segmentation(self) -> None:
+        """Esc: stop the segmentation or the box re-segmentation in progress."""
         self.segmenter.cancel()
+        self.assist.cancel()
 
     def _segmented(self, result: object) -> None:
         path, segmentation = result  # type: ignore[misc]
@@ -351,7 +362,7 @@ class MainWindow(QMainWindow):
             return
         has_mask, can_segment = doc.mask is not None, self.predictor is not None and doc.image is not None
         a["segment"].setEnabled(can_segment and not self.segmenter.busy)
-        a["cancel"].setEnabled(self.segmenter.busy)
+        a["cancel"].setEnabled(self.segmenter.busy or self.assist.busy)
         a["export"].setEnabled(has_mask and not self.exporter.busy)
         a["reset_mask"].setEnabled(doc.segmentation is not None and doc.edited)
         for name in CLEANUP_STEPS:
@@ -379,8 +390,16 @@ class MainWindow(QMainWindow):
     def set_tool(self, tool: Tool) -> None:
         self.canvas.set_tool(tool)
         self.named_actions[next(name for name, t in TOOLS.items() if t is tool)].setChecked(True)
+        self.assist_panel.setVisible(tool in ASSIST_TOOLS)
         if tool is Tool.CALIBRATE:
             self.status.say("Draw a line along something of known length (a ruler in the photo).")
+        elif tool is Tool.ASSIST:
+            self.status.say("Click adds what the model almost found; Shift+click (or right click) removes.")
+        elif tool is Tool.BOX:
+            self.status.say("Drag a box around the lesion: the model segments that crop again.")
+
+    def _assist_settings_changed(self, settings: object, keep_outside: bool) -> None:
+        self.assist.settings, self.assist.keep_outside = settings, keep_outside
 
     # -- export, batch, dialogs ----------------------------------------------------------------------------------
     def export(self, out_dir: Path | None = None) -> bool:
@@ -479,7 +498,7 @@ class MainWindow(QMainWindow):
             self.batch_dialog.close()
             self.batch_dialog.runner.wait(60_000)
         for runner in (self.loader, self.model.runner, self.segmenter, self.analyser, self.exporter.runner,
-                       self.cleanup.runner, self.folder_panel.thumbnails):  # fmt: skip
+                       self.cleanup.runner, self.assist.runner, self.folder_panel.thumbnails):  # fmt: skip
             runner.cancel()  # their files are written completely all the same: the pools are waited for
         for pool in (*self.pools.values(), self.folder_panel.thumbnails.pool):
             pool.waitForDone(10_000)  # a running torch call cannot be interrupted; it is short on small images

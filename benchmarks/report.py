@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from benchmarks.common import PAPER_SECONDS_PER_IMAGE
+from benchmarks import clicks
+from benchmarks.common import PAPER_SECONDS_PER_IMAGE, REPO
+
+RESULTS_DIR = REPO / "docs" / "benchmarks"
 
 TARGETS = {
     "forward_ms": 150.0,  # issue 4: the default model's forward pass at its input size
@@ -32,6 +35,7 @@ def render(r: dict) -> str:
         _training(r),
         _attention_cost(r),
         _limits(r),
+        clicks.section(RESULTS_DIR),
     ]
     return "\n\n".join(p for p in parts if p) + "\n"
 
