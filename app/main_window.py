@@ -115,8 +115,8 @@ class MainWindow(QMainWindow):
             a[name] = new_action(self, name, slot)
         for name in CLEANUP_STEPS:
             a[name] = new_action(self, name, lambda _=False, s=name: self.cleanup.run(s))
-        a["undo"] = new_action(self, "undo", action=doc.undo_stack.createUndoAction(self, "Undo"))
-        a["redo"] = new_action(self, "redo", action=doc.undo_stack.createRedoAction(self, "Redo"))
+        a["undo"] = new_action(self, "undo", action=doc.undo_group.createUndoAction(self, "Undo"))
+        a["redo"] = new_action(self, "redo", action=doc.undo_group.createRedoAction(self, "Redo"))
         group = QActionGroup(self)
         for name, tool in TOOLS.items():
             a[name] = new_action(self, name, checkable=True, checked=tool is Tool.NAVIGATE)
@@ -214,6 +214,8 @@ class MainWindow(QMainWindow):
             return
         listed = self.folder_panel.paths()
         if len(images) > 1 or any(Path(p).is_dir() for p in paths):
+            if images != listed:
+                self.document.forget_histories()  # undo histories are kept while their folder is open
             self.folder_panel.set_paths(images, {p: self._initial_state(p) for p in images})
             self.folder_panel.show()
         elif images[0] not in listed:  # one file from elsewhere: the list would be misleading
