@@ -18,21 +18,23 @@ if TYPE_CHECKING:
     from app.main_window import MainWindow
 
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("&File", ("open", "open_folder", "-", "export", "batch", "-", "choose_weights", "-", "quit")),
-    ("&Edit", ("undo", "redo", "-", "fill_holes", "keep_largest", "smooth", "-", "reset_mask")),
+    ("&File", ("open", "open_folder", "-", "export", "export_to", "export_next", "batch", "-", "choose_weights", "-",
+               "quit")),
+    ("&Edit", ("undo", "redo", "-", "fill_holes", "keep_largest", "smooth", "-", "reset_mask", "-", "preferences")),
     ("&View", ("zoom_in", "zoom_out", "zoom_fit", "zoom_actual", "-", "toggle_fill", "toggle_boundary")),
     ("&Tools", ("tool_navigate", "tool_brush", "tool_eraser", "tool_vertices", "tool_calibrate", "-",
-                "set_calibration", "clear_calibration")),
+                "brush_smaller", "brush_larger", "-", "set_calibration", "clear_calibration")),
     ("&Image", ("previous_image", "next_image", "-", "segment", "cancel")),
     ("&Help", ("help", "about")),
 )  # fmt: skip
 TOOLBAR: tuple[str, ...] = (
-    "open", "open_folder", "export", "-", "previous_image", "next_image", "-",
+    "open", "open_folder", "export", "export_next", "-", "previous_image", "next_image", "-",
     "tool_navigate", "tool_brush", "tool_eraser", "tool_vertices", "tool_calibrate", "-",
     "undo", "redo", "-", "fill_holes", "keep_largest", "smooth", "reset_mask", "-", "zoom_fit", "zoom_actual",
 )  # fmt: skip
 SHORT_LABELS = {
-    "open": "Open", "open_folder": "Folder", "export": "Export", "previous_image": "Previous",
+    "open": "Open", "open_folder": "Folder", "export": "Export", "export_next": "Export + next",
+    "previous_image": "Previous",
     "next_image": "Next", "tool_navigate": "Navigate", "tool_brush": "Brush", "tool_eraser": "Eraser",
     "tool_vertices": "Vertices", "tool_calibrate": "Calibrate", "fill_holes": "Fill holes",
     "keep_largest": "Largest only", "smooth": "Smooth", "reset_mask": "Reset", "zoom_fit": "Fit",

@@ -37,7 +37,7 @@ def test_round_trip(tmp_path: Path) -> None:
         threshold=0.3,
         mm_per_pixel=0.0125,
         last_folder="/data/clinic/2025-01 Ünïcode",
-        brush_radius=40,
+        brush_screen_radius=40,
         device="cpu",
         weights="/models/lesion.safetensors",
     )
@@ -49,9 +49,9 @@ def test_round_trip(tmp_path: Path) -> None:
 
 def test_default_path_is_in_lesionlens_home(_isolated_home: Path) -> None:
     assert app_data_dir() == _isolated_home
-    save_settings(Settings(brush_radius=7))
+    save_settings(Settings(brush_screen_radius=7))
     assert (_isolated_home / "settings.json").is_file()
-    assert load_settings().brush_radius == 7
+    assert load_settings().brush_screen_radius == 7
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ def test_partly_invalid_file_keeps_the_valid_keys(tmp_path: Path) -> None:
         "threshold": 1,  # an int is a valid number
         "mm_per_pixel": -1.0,  # must be > 0
         "last_folder": "/data",  # valid
-        "brush_radius": 12.5,  # not an int
+        "brush_screen_radius": 12.5,  # not an int
         "device": None,  # wrong type
         "weights": "w.safetensors",  # valid
         "window_geometry": "from a newer version",  # unknown: ignored

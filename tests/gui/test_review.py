@@ -68,3 +68,124 @@ def test_a_kept_history_is_dropped_when_the_mask_is_not_the_one_it_was_left_with
     document.open_image(Path("a.png"), image)
     document.restore(np.ones((20, 30), bool), edited=True, threshold=0.5, cleanup=())  # changed elsewhere
     assert document.undo_stack.count() == 0
+
+
+# -- 6. brush size in screen pixels; [ and ] from any widget -------------------------------------------------------
+def dot_width_on_screen(window: MainWindow, qtbot) -> float:
+    """Paint one dab at the image centre on an empty mask; its width in image pixels times the zoom."""
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtTest import QTest
+
+    document, canvas = window.document, window.canvas
+    document.replace_mask(np.zeros((48, 64), bool), "clear", edited_after=False)
+    point = canvas.mapFromScene(QPointF(32.5, 24.5))
+    QTest.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, point)
+    columns = np.flatnonzero(document.mask.any(axis=0))
+    return (columns[-1] - columns[0] + 1) * canvas.zoom
+
+
+def test_brush_size_is_in_screen_pixels_at_any_zoom(window: MainWindow, image_folder: Path, qtbot) -> None:
+    from app.canvas import Tool
+
+    open_folder_at(window, image_folder, qtbot)
+    canvas = window.canvas
+    window.set_tool(Tool.BRUSH)
+    canvas.set_brush_radius(8)
+    canvas.zoom_actual_size()
+    at_1 = dot_width_on_screen(window, qtbot)
+    canvas.zoom_by(4.0)
+    at_4 = dot_width_on_screen(window, qtbot)
+    assert canvas.brush_radius == 8 and canvas.brush_image_radius == 2
+    assert 14 <= at_1 <= 20 and 14 <= at_4 <= 24, (at_1, at_4)  # the same dab on the screen (17 px wide)
+    circle = canvas.cursor_item.rect().width() * canvas.zoom
+    assert abs(circle - at_4) <= 1e-6  # the circle shows exactly what a dab paints
+    assert window.settings.brush_screen_radius == 8  # remembered as screen pixels, for every image
+
+
+def test_bracket_keys_size_the_brush_whatever_widget_has_the_focus(window: MainWindow, image_folder: Path, qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    open_folder_at(window, image_folder, qtbot)
+    canvas = window.canvas
+    canvas.set_brush_radius(16)
+    for widget in (window.folder_panel.list, window.overlay_panel.threshold_slider, window.overlay_panel.fill_box):
+        widget.setFocus()
+        before = canvas.brush_radius
+        QTest.keyClick(widget, Qt.Key.Key_BracketRight)
+        assert canvas.brush_radius > before, widget
+        QTest.keyClick(widget, Qt.Key.Key_BracketLeft)
+        assert canvas.brush_radius == before, widget
+    spin = window.calibration_box.spin  # typing in a number field stays typing
+    spin.setFocus()
+    QTest.keyClick(spin, Qt.Key.Key_BracketRight)
+    assert canvas.brush_radius == 16
+
+
+# -- 7. export folder per opened folder, export without a dialog, export and next -------------------------------
+def test_export_folder_is_remembered_per_folder_and_export_and_next_moves_on(
+    make_window, image_folder: Path, tmp_path: Path, qtbot, monkeypatch
+) -> None:
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    out, other_out = tmp_path / "exports", tmp_path / "other exports"
+    out.mkdir()
+    other_out.mkdir()
+    asked: list[str] = []
+
+    def choose(parent, title, start):
+        asked.append(start)
+        return str(out if len(asked) == 1 else other_out)
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(choose))
+    overwrites: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a: overwrites.append(a[2]) or QMessageBox.Yes))
+    window = make_window()
+    open_folder_at(window, image_folder, qtbot)
+    with qtbot.waitSignal(window.exporter.exported, timeout=WAIT_MS):
+        assert window.export()  # the first export of this folder asks
+    assert len(asked) == 1 and (out / "lesion_0_segmentation.png").exists()
+    assert str(out) in window.named_actions["export"].toolTip()
+
+    step(window, qtbot, 1)
+    exported, moved = window.exporter.exported, window.segmented  # export and next: no dialog, then the next image
+    with qtbot.waitSignal(moved, timeout=WAIT_MS), qtbot.waitSignal(exported, timeout=WAIT_MS):
+        window.named_actions["export_next"].trigger()
+    assert len(asked) == 1 and (out / "lesion_1_segmentation.png").exists() and not overwrites
+    assert window.document.path == image_folder / "lesion_2.png"
+    assert window.named_actions["export_next"].shortcuts()
+    window.close()
+
+    again = make_window()  # remembered between runs, for this folder
+    open_folder_at(again, image_folder, qtbot)
+    with qtbot.waitSignal(again.exporter.exported, timeout=WAIT_MS):
+        assert again.export()
+    assert len(asked) == 1 and len(overwrites) == 1  # same folder as before: lesion_0's export is there already
+    with qtbot.waitSignal(again.exporter.exported, timeout=WAIT_MS):  # Export to… chooses another folder
+        assert again.export_to()
+    assert len(asked) == 2 and asked[1] == str(out) and (other_out / "lesion_0_segmentation.png").exists()
+    assert again.export_folder_for(image_folder / "lesion_0.png") == other_out
+
+    elsewhere = tmp_path / "another folder"  # another folder of images has no export folder yet: asks
+    elsewhere.mkdir()
+    (image_folder / "lesion_2.png").rename(elsewhere / "lesion_2.png")
+    assert again.export_folder_for(elsewhere / "lesion_2.png") is None
+
+
+# -- 10. F1 lists every key and gesture, from the real bindings ---------------------------------------------------
+def test_help_lists_the_real_bindings_including_canvas_keys_and_gestures(window: MainWindow) -> None:
+    from PySide6.QtGui import QKeySequence
+
+    dialog = window.show_shortcuts()
+    rows = [(dialog.table.item(r, 0).text(), dialog.table.item(r, 1).text()) for r in range(dialog.table.rowCount())]
+    keys_text = "\n".join(keys for _what, keys in rows)
+    native = QKeySequence.SequenceFormat.NativeText
+    for action in window.findChildren(type(window.named_actions["open"])):  # every QAction with a key
+        for sequence in action.shortcuts():
+            assert sequence.toString(native) in keys_text, action.text()
+    text = "\n".join(f"{what}: {keys}" for what, keys in rows)
+    for needed in ("Del", "Backspace", "Esc", "Right-click", "Double-click", "[", "]", "Ctrl+Return"):
+        assert needed in text, needed
+    assert any("Abandon" in what and keys == "Esc" for what, keys in rows)
+    assert any("Delete the selected vertex" in what and "Backspace" in keys for what, keys in rows)
+    dialog.close()
