@@ -59,12 +59,13 @@ def build_layout(window: MainWindow) -> None:
     window.weights_banner = Banner(window, button_text="Choose weights…")
     window.message_banner = Banner(window, button_text="Dismiss")
     window.message_banner.button.clicked.connect(window.message_banner.hide)
+    window.restore_banner = Banner(window, button_text="Dismiss")  # per image, until dismissed
     window.flags_banner = Banner(window)
     central = QWidget(window)
     layout = QVBoxLayout(central)
     layout.setContentsMargins(0, 0, 0, 0)
     layout.setSpacing(0)
-    for widget in (window.weights_banner, window.message_banner, window.flags_banner):
+    for widget in (window.weights_banner, window.message_banner, window.restore_banner, window.flags_banner):
         layout.addWidget(widget)
     layout.addWidget(window.canvas, 1)
     window.setCentralWidget(central)

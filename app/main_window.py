@@ -34,6 +34,7 @@ from app.preferences import PreferencesDialog
 from app.settings import MAX_EXPORT_FOLDERS, Settings, app_data_dir, load_settings, save_settings
 from app.startup import install_excepthook, parse_args, setup_logging
 from app.workers import TaskRunner, analyse_task, load_image_task, new_pool, segment_task
+from segmentation.autosave import SavedState
 from segmentation.export import OverlayStyle, export_paths
 from segmentation.imageio import SUPPORTED_EXTENSIONS, OutputWriteError
 from segmentation.inference import Predictor
@@ -77,6 +78,7 @@ class MainWindow(QMainWindow):
         self.last_error = ""
         self._pending_segment = False
         self._next_after_export = False
+        self._restore_dismissed: set[Path] = set()  # images whose "restored your edits" banner was dismissed
         self._opening: Path | None = None
         self._analysis_timer = QTimer(self, singleShot=True, interval=ANALYSIS_DELAY_MS)
         self._analysis_timer.timeout.connect(self._start_analysis)
@@ -132,6 +134,7 @@ class MainWindow(QMainWindow):
         )
         self.status.cancel_button.setDefaultAction(a["cancel"])
         self.weights_banner.button.clicked.connect(self.model.choose)
+        self.restore_banner.button.clicked.connect(self._dismiss_restore_banner)
         self.addActions(list(a.values()))  # shortcuts work with the menu bar hidden too
 
     def _connect(self) -> None:
@@ -249,12 +252,28 @@ class MainWindow(QMainWindow):
         restored = self.autosave.restore()
         self.folder_panel.set_state(path, EXPORTED) if exported else None  # restoring is not a new edit
         self.overlay_panel.set_threshold(self.document.threshold)
-        if restored is not None:
-            self.status.say(f"Restored your edits from {saved_time(restored.saved_at)}.", 0)
+        self._show_restore_banner(path, restored)
         self.setWindowTitle(f"{path.name}[*] — LesionLens")
         self._show_export_folder()
         self.imageLoaded.emit(path)
         self.segment()
+
+    def _show_restore_banner(self, path: Path, restored: SavedState | None) -> None:
+        """Say, over the image and until dismissed, that its edits came back from the autosave and when they were
+        made (not when the image was left); an image without restored edits shows no such banner."""
+        if restored is None or not restored.edited or path in self._restore_dismissed:
+            self.restore_banner.hide()
+            return
+        when = saved_time(restored.edited_at or restored.saved_at)
+        self.restore_banner.show_message(
+            f"Restored your edits from {when} (saved automatically). Edit > Reset to the model's mask discards them.",
+            "info",
+        )
+
+    def _dismiss_restore_banner(self) -> None:
+        if self.document.path is not None:
+            self._restore_dismissed.add(self.document.path)
+        self.restore_banner.hide()
 
     def _image_failed(self, message: str) -> None:
         path, self._opening = self._opening, None

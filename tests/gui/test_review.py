@@ -189,3 +189,36 @@ def test_help_lists_the_real_bindings_including_canvas_keys_and_gestures(window:
     assert any("Abandon" in what and keys == "Esc" for what, keys in rows)
     assert any("Delete the selected vertex" in what and "Backspace" in keys for what, keys in rows)
     dialog.close()
+
+
+# -- 9. "restored your edits": a banner per image, until dismissed, with the time of the edit -------------------
+def test_restored_edits_banner_is_per_image_until_dismissed_with_the_edit_time(
+    make_window, image_folder: Path, qtbot, monkeypatch
+) -> None:
+    import app.document
+    from app.persistence import saved_time
+
+    edit_time = "2025-01-02T03:04:05+00:00"
+    monkeypatch.setattr(app.document, "edit_clock", lambda: edit_time)
+    first = make_window()
+    open_folder_at(first, image_folder, qtbot)
+    document = first.document
+    document.paint(np.ones((6, 6), bool), (10, 10), not document.mask[12, 12], "Brush stroke")
+    step(first, qtbot, 1)  # leaving the image saves it (now), long after the edit
+    first.close()
+
+    window = make_window()
+    open_folder_at(window, image_folder, qtbot)
+    banner = window.restore_banner
+    assert f"Restored your edits from {saved_time(edit_time)}" in banner.text()  # the edit's time, not the leaving
+    window.status.say("Something else happened.")  # other messages do not overwrite it
+    assert "Restored your edits" in banner.text()
+    step(window, qtbot, 1)
+    assert banner.text() == ""  # the next, unedited image has nothing restored
+    step(window, qtbot, -1)
+    assert "Restored your edits" in banner.text()
+    banner.button.click()  # Dismiss: gone for this image
+    assert banner.text() == ""
+    step(window, qtbot, 1)
+    step(window, qtbot, -1)
+    assert banner.text() == ""
