@@ -36,7 +36,7 @@ from app.startup import install_excepthook, parse_args, setup_logging
 from app.workers import TaskRunner, analyse_task, load_image_task, new_pool, segment_task
 from segmentation.autosave import SavedState
 from segmentation.export import OverlayStyle, export_paths
-from segmentation.imageio import SUPPORTED_EXTENSIONS, OutputWriteError
+from segmentation.imageio import SUPPORTED_EXTENSIONS, ImageReadError, OutputWriteError, read_mask
 from segmentation.inference import Predictor
 from segmentation.postprocess import CLEANUP_STEPS
 from segmentation.resources import app_icon_path, samples_dir
@@ -80,6 +80,7 @@ class MainWindow(QMainWindow):
         self._next_after_export = False
         self._restore_dismissed: set[Path] = set()  # images whose "restored your edits" banner was dismissed
         self._opening: Path | None = None
+        self._batch_mask: tuple[Path, Path, dict] | None = None  # (image, mask file, provenance) to show on load
         self._analysis_timer = QTimer(self, singleShot=True, interval=ANALYSIS_DELAY_MS)
         self._analysis_timer.timeout.connect(self._start_analysis)
         self._settings_timer = QTimer(self, singleShot=True, interval=1000)
@@ -253,10 +254,54 @@ class MainWindow(QMainWindow):
         self.folder_panel.set_state(path, EXPORTED) if exported else None  # restoring is not a new edit
         self.overlay_panel.set_threshold(self.document.threshold)
         self._show_restore_banner(path, restored)
+        batch_mask, self._batch_mask = self._batch_mask, None
+        if batch_mask is not None and batch_mask[0] == path and self._show_batch_mask(*batch_mask, restored):
+            self.setWindowTitle(f"{path.name}[*] — LesionLens")
+            self._show_export_folder()
+            self._update_actions()
+            self.imageLoaded.emit(path)
+            return  # the batch's mask, not a second segmentation
         self.setWindowTitle(f"{path.name}[*] — LesionLens")
         self._show_export_folder()
         self.imageLoaded.emit(path)
         self.segment()
+
+    def open_batch_mask(self, image: Path, mask: Path, source: dict) -> None:
+        """Open ``image`` showing the mask a batch wrote for it (from the batch's results table), without running
+        the model; the clinician's own autosaved edits of the image still win."""
+        image = Path(image)
+        if image == self.document.path and self._opening is None:
+            if not self._show_batch_mask(image, Path(mask), source, None):
+                self.segment()
+            return
+        self._batch_mask = (image, Path(mask), source)
+        self.open_paths([image])
+
+    def _show_batch_mask(self, image: Path, mask_path: Path, source: dict, restored: SavedState | None) -> bool:
+        """Load the batch's mask into the document; False (with the reason shown) when it cannot be used."""
+        doc = self.document
+        if (restored is not None and restored.edited) or doc.edited:
+            self.status.say("Your own edits of this image are kept; the batch's mask was not loaded.")
+            return True
+        height, width = doc.image.shape[:2]
+        try:
+            mask = read_mask(mask_path, max_megapixels=height * width / 1e6 + 1)
+        except ImageReadError as error:
+            self.show_error(f"Cannot use the batch's mask: {error}. Segmenting the image instead.")
+            return False
+        if mask.shape != (height, width):
+            self.show_error(
+                f"The batch's mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} pixels but the image is "
+                f"{width}x{height}: the image changed after the batch. Segmenting the image instead."
+            )
+            return False
+        doc.load_mask(mask, source)
+        self.overlay_panel.set_threshold(doc.threshold)
+        if self.folder_panel.state(image) in (NOT_SEGMENTED, CANNOT_OPEN):
+            self.folder_panel.set_state(image, AI_MASK)
+        model = source.get("model") or "an unrecorded model"
+        self.status.say(f"Showing the batch's mask {mask_path.name} (by {model}); Segment again runs the model.", 0)
+        return True
 
     def _show_restore_banner(self, path: Path, restored: SavedState | None) -> None:
         """Say, over the image and until dismissed, that its edits came back from the autosave and when they were
@@ -472,6 +517,7 @@ class MainWindow(QMainWindow):
         if self.batch_dialog is None:
             self.batch_dialog = BatchDialog(lambda: self.predictor, threshold=self.settings.threshold, parent=self)
             self.batch_dialog.openImage.connect(lambda path: self.open_paths([path]))
+            self.batch_dialog.openMask.connect(self.open_batch_mask)
             if self.settings.last_folder:
                 self.batch_dialog.set_inputs([Path(self.settings.last_folder)])
         self.batch_dialog.show()

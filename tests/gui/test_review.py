@@ -222,3 +222,93 @@ def test_restored_edits_banner_is_per_image_until_dismissed_with_the_edit_time(
     step(window, qtbot, 1)
     step(window, qtbot, -1)
     assert banner.text() == ""
+
+
+# -- 8. batch review: sort, filter, open the written mask, say when the folder cannot be opened ------------------
+def test_batch_table_sorts_numbers_as_numbers_and_filters(window: MainWindow, tmp_path: Path) -> None:
+    from app.batch_dialog import COLUMNS, SHOW_FILTERS
+    from segmentation.batch import BatchItem, BatchResult
+
+    dialog = window.show_batch_dialog()
+    rows = [
+        ("small.png", "ok", {"area_px2": 50, "flag_border": True}),
+        ("large.png", "ok", {"area_px2": 10_000}),
+        ("middle.png", "skipped", {}),
+        ("broken.png", "error", {}),
+        ("medium.png", "ok", {"area_px2": 900, "flag_low_confidence": True}),
+    ]
+    for name, status, row in rows:  # what the worker reports, through the same slot
+        source = tmp_path / name
+        result = BatchResult(BatchItem(source, Path(name)), status, error="not an image" * (status == "error"))
+        result.row.update(row)
+        dialog._progress(result)
+    table, area = dialog.table, COLUMNS.index("Lesion area")
+
+    def names() -> list[str]:
+        return [table.item(r, 0).text() for r in dialog.visible_rows()]
+
+    table.sortItems(area)
+    assert names()[:3] == ["small.png", "medium.png", "large.png"]  # 50 < 900 < 10,000 (as text: "10,000" first)
+    table.sortItems(0)
+    assert names() == sorted(name for name, _s, _r in rows)
+    dialog.show_filter.setCurrentText("Flagged (check first)")
+    assert sorted(names()) == ["medium.png", "small.png"] and dialog.filter_label.text() == "showing 2 of 5"
+    dialog.show_filter.setCurrentText("Errors")
+    assert names() == ["broken.png"]
+    dialog.show_filter.setCurrentText("All results")
+    dialog.text_filter.setText("LOW CONF")
+    assert names() == ["medium.png"]
+    dialog.text_filter.setText("")
+    assert len(names()) == 5 and set(SHOW_FILTERS) >= {"All results", "Errors"}
+
+
+def test_opening_a_batch_row_shows_the_written_mask_without_segmenting(
+    window: MainWindow, image_folder: Path, tmp_path: Path, qtbot
+) -> None:
+    from PIL import Image
+
+    dialog = window.show_batch_dialog()
+    out = tmp_path / "masks"
+    dialog.set_inputs([image_folder])
+    dialog.set_output(out)
+    with qtbot.waitSignal(dialog.batchFinished, timeout=WAIT_MS):
+        assert dialog.start()
+    written = np.zeros((48, 64), bool)
+    written[10:30, 5:25] = True  # a mask no model run would give: the test sees which one is shown
+    Image.fromarray(written.astype(np.uint8) * 255).save(out / "lesion_1_segmentation.png")
+    calls: list[int] = []
+    real_predict = window.predictor.predict
+    window.predictor.predict = lambda image, threshold: calls.append(1) or real_predict(image, threshold)
+
+    dialog.table.sortItems(0)
+    row = next(r for r in range(3) if dialog.table.item(r, 0).text() == "lesion_1.png")
+    with qtbot.waitSignal(window.imageLoaded, timeout=WAIT_MS):
+        dialog.table.cellDoubleClicked.emit(row, 0)
+    qtbot.wait(200)
+    window.pools["model"].waitForDone(WAIT_MS)
+    assert window.document.path == image_folder / "lesion_1.png"
+    np.testing.assert_array_equal(window.document.mask, written)
+    assert calls == [] and window.document.segmentation is None
+    provenance = window.document.provenance()
+    assert provenance["model"] == "untrained-test-model" and provenance["threshold"] == pytest.approx(0.5)
+
+    (out / "lesion_2_segmentation.png").write_bytes(b"not a png")  # a damaged mask: say so, segment instead
+    row = next(r for r in range(3) if dialog.table.item(r, 0).text() == "lesion_2.png")
+    with qtbot.waitSignal(window.segmented, timeout=WAIT_MS):
+        dialog.table.cellDoubleClicked.emit(row, 0)
+    assert "batch's mask" in window.message_banner.text() and calls == [1]
+
+
+def test_open_output_folder_says_so_when_no_file_manager_can_open_it(window, tmp_path: Path, monkeypatch) -> None:
+    from PySide6.QtGui import QDesktopServices
+
+    opened: list[str] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", staticmethod(lambda url: opened.append(url.toLocalFile())))
+    dialog = window.show_batch_dialog()
+    dialog.set_output(tmp_path)
+    dialog.open_out_button.click()
+    assert opened == [str(tmp_path)]
+    assert "no file manager" in dialog.message.text() and str(tmp_path) in dialog.message.text()
+    dialog.set_output(tmp_path / "not yet")
+    dialog.open_out_button.click()
+    assert "does not exist yet" in dialog.message.text() and len(opened) == 1
