@@ -235,6 +235,7 @@ class BatchDialog(QDialog):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
         header.setSortIndicatorShown(True)
+        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # in the order they came until a column is clicked
         header.setToolTip("Click a column to sort by it")
         self.table.cellDoubleClicked.connect(self._open_row)
         self.show_filter = QComboBox(self)
