@@ -312,3 +312,72 @@ def test_open_output_folder_says_so_when_no_file_manager_can_open_it(window, tmp
     dialog.set_output(tmp_path / "not yet")
     dialog.open_out_button.click()
     assert "does not exist yet" in dialog.message.text() and len(opened) == 1
+
+
+# -- 10. Preferences (with reset to defaults) and About's versions ------------------------------------------------
+def test_preferences_apply_save_and_reset_to_defaults(
+    window: MainWindow, image_folder: Path, qtbot, lesionlens_home: Path
+) -> None:
+    import json
+
+    from app.settings import PREFERENCE_KEYS, Settings
+
+    open_folder_at(window, image_folder, qtbot)
+    window.remember(last_folder=str(image_folder))
+    dialog = window.show_preferences()
+    assert tuple(dialog.values()) == PREFERENCE_KEYS
+    dialog.opacity.setValue(60)
+    dialog.show_fill.setChecked(False)
+    dialog._set_colour("#ff00ff")
+    dialog.threshold.setValue(0.3)
+    dialog.brush.setValue(20)
+    dialog.accept()
+    assert window.canvas.overlay_style.opacity == pytest.approx(0.6) and not window.canvas.overlay_style.fill
+    assert window.canvas.overlay_style.colour == (255, 0, 255)
+    assert not window.named_actions["toggle_fill"].isChecked()
+    assert window.document.threshold == pytest.approx(0.3)  # the open, unedited image takes the new threshold
+    assert window.canvas.brush_radius == 20
+    saved = json.loads((lesionlens_home / "settings.json").read_text())
+    assert saved["overlay_opacity"] == pytest.approx(0.6) and saved["threshold"] == pytest.approx(0.3)
+
+    dialog = window.show_preferences()  # shows what is set now
+    assert dialog.opacity.value() == 60 and dialog.brush.value() == 20
+    dialog.reset_button.click()
+    defaults = Settings()
+    assert dialog.values() == {key: getattr(defaults, key) for key in PREFERENCE_KEYS}
+    dialog.reject()  # Cancel: nothing changes
+    assert window.settings.overlay_opacity == pytest.approx(0.6)
+
+    dialog = window.show_preferences()
+    dialog.reset_button.click()
+    dialog.backend.setCurrentIndex(dialog.backend.findData("torch"))  # a new CPU engine loads the model again
+    with qtbot.waitSignal(window.modelLoaded, timeout=WAIT_MS):
+        dialog.accept()
+    assert window.predictor.backend.name.startswith("PyTorch")
+    assert window.settings.overlay_opacity == pytest.approx(defaults.overlay_opacity) and window.settings.show_fill
+    assert window.settings.last_folder == str(image_folder)  # files chosen are not preferences
+    assert window.named_actions["preferences"].shortcuts()
+
+
+def test_about_shows_library_versions_and_readable_labels(window: MainWindow) -> None:
+    import dataclasses
+    import re
+
+    import onnxruntime
+    import torch
+    from PySide6.QtCore import qVersion
+
+    from app.about import model_html
+
+    dialog = window.show_about()
+    text = dialog.label.text()
+    versions = (("Qt", qVersion()), ("PyTorch", torch.__version__), ("ONNX Runtime", onnxruntime.__version__))
+    for label, version in versions:
+        assert f"<b>{label}</b></td><td>{version}" in text, label
+    info = dataclasses.replace(
+        window.predictor.info, validation={"val_dice_mean_at_selection": 0.8583, "selected_on": "validation"}
+    )
+    labels = re.findall(r"<td><b>(.*?)</b></td>", model_html(info, "CPU") + text)
+    assert labels and not [label for label in labels if "_" in label], labels
+    assert "Validation Dice (mean" in model_html(info, "CPU")
+    dialog.close()
