@@ -14,7 +14,7 @@ from importlib import metadata
 
 import PySide6
 from PySide6.QtCore import Qt, qVersion
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from segmentation import __version__
 from segmentation.weights import ModelInfo
@@ -33,8 +33,8 @@ DATA_LICENCE = (
 NO_VALIDATION = "This model file records no validation results: use it for testing only, never on patients."
 #: Labels for the validation keys a model file records (others are spelled out by ``readable_label``).
 VALIDATION_LABELS = {
-    "val_dice_mean_at_selection": "Validation Dice (mean, when the model was chosen)",
-    "selected_on": "Checkpoint chosen on (data split)",
+    "val_dice_mean_at_selection": "Validation Dice (mean)",
+    "selected_on": "Chosen on",
 }
 _WORDS = {"val": "validation", "dice": "Dice", "iou": "IoU", "jaccard": "Jaccard", "n": "number of", "px": "pixels"}
 
@@ -111,9 +111,16 @@ class AboutDialog(QDialog):
         self.label.setWordWrap(True)
         self.label.setTextFormat(Qt.TextFormat.RichText)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.label.setContentsMargins(8, 8, 8, 8)
+        self.label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        scroll = QScrollArea(self)  # never clipped, whatever the screen and font size
+        scroll.setWidget(self.label)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.close)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.label)
+        layout.addWidget(scroll, 1)
         layout.addWidget(buttons)
-        self.setMinimumWidth(560)
+        self.setMinimumWidth(640)
+        self.resize(720, 760)

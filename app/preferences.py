@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QPushButton,
     QSpinBox,
@@ -41,6 +42,13 @@ class PreferencesDialog(QDialog):
         self._colour = settings.overlay_colour
         self.colour_button = QPushButton("Colour…", self)
         self.colour_button.clicked.connect(self._choose_colour)
+        self.colour_swatch = QLabel(self)
+        self.colour_swatch.setFixedSize(44, 20)
+        self.colour_swatch.setAccessibleName("Overlay colour")
+        colour_row = QHBoxLayout()
+        colour_row.addWidget(self.colour_swatch)
+        colour_row.addWidget(self.colour_button)
+        colour_row.addStretch(1)
         self.opacity = QSpinBox(self)
         self.opacity.setRange(0, 100)
         self.opacity.setSuffix(" %")
@@ -65,7 +73,7 @@ class PreferencesDialog(QDialog):
         note.setStyleSheet("color: palette(mid); font-size: small;")
 
         form = QFormLayout()
-        form.addRow("Overlay colour", self.colour_button)
+        form.addRow("Overlay colour", colour_row)
         form.addRow("Fill opacity", self.opacity)
         form.addRow("", self.show_fill)
         form.addRow("", self.show_boundary)
@@ -119,7 +127,8 @@ class PreferencesDialog(QDialog):
 
     def _set_colour(self, text: str) -> None:
         self._colour = QColor(text).name()
-        self.colour_button.setStyleSheet(f"QPushButton {{ border-left: 14px solid {self._colour}; }}")
+        self.colour_swatch.setStyleSheet(f"background: {self._colour}; border: 1px solid palette(dark);")
+        self.colour_swatch.setToolTip(self._colour)
 
     def _choose_colour(self) -> None:
         colour = QColorDialog.getColor(QColor(self._colour), self, "Overlay colour")

@@ -379,5 +379,5 @@ def test_about_shows_library_versions_and_readable_labels(window: MainWindow) ->
     )
     labels = re.findall(r"<td><b>(.*?)</b></td>", model_html(info, "CPU") + text)
     assert labels and not [label for label in labels if "_" in label], labels
-    assert "Validation Dice (mean" in model_html(info, "CPU")
+    assert "Validation Dice (mean)" in model_html(info, "CPU")
     dialog.close()
