@@ -222,7 +222,7 @@ class ShortcutsDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.close)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Single-letter keys work while the image has the focus.", self))
+        layout.addWidget(QLabel("The keys work whichever panel has the focus, except while typing in a field.", self))
         layout.addWidget(self.table)
         layout.addWidget(buttons)
         self.resize(560, 640)
