@@ -122,3 +122,14 @@ def test_settings_module_does_not_import_qt() -> None:
     probe = "import sys, app.settings; assert not any(m.startswith('PySide6') for m in sys.modules)"
     completed = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr[-2000:]
+
+
+def test_export_folders_and_backend_are_validated(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"export_folders": {"/images": "/exports"}, "backend": "torch"}))
+    assert load_settings(path).export_folders == {"/images": "/exports"}
+    assert load_settings(path).backend == "torch"
+    path.write_text(json.dumps({"export_folders": {"/images": 3}, "backend": "gpu", "brush_radius": 300}))
+    loaded = load_settings(path)  # an old image-pixel "brush_radius" is not taken as screen pixels
+    assert loaded.export_folders == {} and loaded.backend == "auto" and loaded.brush_screen_radius == 12
+    assert Settings().export_folders is not Settings().export_folders  # no shared mutable default
