@@ -545,8 +545,9 @@ class MainWindow(QMainWindow):
         self.overlay_panel.set_threshold(self.document.threshold)
         if self.batch_dialog is not None and not self.batch_dialog.running:
             self.batch_dialog.threshold.setValue(s.threshold)
-        if reload:
-            self.load_model(None, s.device)
+        if reload:  # the same weights file as now (it may have come from --weights), on the new device / engine
+            current = self.predictor.weights_path if self.predictor is not None else None
+            self.load_model(current, s.device)
 
     def show_shortcuts(self) -> ShortcutsDialog:
         return self._show(ShortcutsDialog(self.named_actions, self))

@@ -354,6 +354,7 @@ def test_preferences_apply_save_and_reset_to_defaults(
     with qtbot.waitSignal(window.modelLoaded, timeout=WAIT_MS):
         dialog.accept()
     assert window.predictor.backend.name.startswith("PyTorch")
+    assert window.predictor.info.name == "untrained-test-model"  # the same weights, not the bundled model
     assert window.settings.overlay_opacity == pytest.approx(defaults.overlay_opacity) and window.settings.show_fill
     assert window.settings.last_folder == str(image_folder)  # files chosen are not preferences
     assert window.named_actions["preferences"].shortcuts()
