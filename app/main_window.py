@@ -237,6 +237,8 @@ class MainWindow(QMainWindow):
         if path == self.document.path and self._opening is None:
             return
         self.autosave.save_now()
+        if self._batch_mask is not None and self._batch_mask[0] != path:
+            self._batch_mask = None  # the clinician moved on before the batch's image opened
         self._opening = path
         self.folder_panel.select(path)
         self.loader.start(load_image_task, path)
@@ -254,8 +256,10 @@ class MainWindow(QMainWindow):
         self.folder_panel.set_state(path, EXPORTED) if exported else None  # restoring is not a new edit
         self.overlay_panel.set_threshold(self.document.threshold)
         self._show_restore_banner(path, restored)
-        batch_mask, self._batch_mask = self._batch_mask, None
-        if batch_mask is not None and batch_mask[0] == path and self._show_batch_mask(*batch_mask, restored):
+        batch_mask = self._batch_mask if self._batch_mask is not None and self._batch_mask[0] == path else None
+        if batch_mask is not None:
+            self._batch_mask = None
+        if batch_mask is not None and self._show_batch_mask(*batch_mask, restored):
             self.setWindowTitle(f"{path.name}[*] — LesionLens")
             self._show_export_folder()
             self._update_actions()
