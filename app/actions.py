@@ -1,8 +1,10 @@
 """Every keyboard shortcut of the app in one table, the one helper that makes QActions, and the Help window.
 
 One table means the Help window can never drift from what the keys really do, and a clash is visible in one place
-(a test checks there is none). Keys that the canvas handles itself (brush size, peek) are in the table too, so
-the Help window lists them, but they get no QAction.
+(a test checks there is none). Keys handled by a key handler instead of a QAction (peek, held down) are in the table
+too, and the keys that the canvas handles only while something is selected or in progress (Delete a vertex, Esc
+abandons a stroke) are in :data:`CANVAS_SHORTCUTS`; the handlers read their keys from these tables (``is_shortcut``),
+and the Help window lists the window's real QActions plus these tables, so it cannot drift from what the keys do.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ SHORTCUTS: dict[str, tuple[str, ...]] = {
     "open": ("Ctrl+O",),
     "open_folder": ("Ctrl+Shift+O",),
     "export": ("Ctrl+E",),
+    "export_to": ("Ctrl+Shift+E",),
+    "export_next": ("Ctrl+Return", "Ctrl+Enter"),
     "batch": ("Ctrl+B",),
     "choose_weights": ("Ctrl+Shift+W",),
     "quit": ("Ctrl+Q",),
@@ -58,15 +62,25 @@ SHORTCUTS: dict[str, tuple[str, ...]] = {
     "peek": ("H", "`"),
     "set_calibration": ("Ctrl+K",),
     "clear_calibration": (),  # no key: rarely used, and it must not be hit by accident
+    "preferences": ("Ctrl+,",),
     "help": ("F1",),
     "about": (),
+}
+
+#: Keys the canvas takes only while they mean something there (a vertex is selected, a stroke is in progress);
+#: otherwise the same key goes on to the window (Esc then cancels the segmentation).
+CANVAS_SHORTCUTS: dict[str, tuple[str, ...]] = {
+    "delete_vertex": ("Del", "Backspace"),
+    "abandon_edit": ("Esc",),
 }
 
 #: name -> what it does, for menus and the Help window.
 TITLES: dict[str, str] = {
     "open": "Open image…",
     "open_folder": "Open folder…",
-    "export": "Export…",
+    "export": "Export",
+    "export_to": "Export to folder…",
+    "export_next": "Export and next image",
     "batch": "Batch segmentation…",
     "choose_weights": "Choose weights…",
     "quit": "Quit",
@@ -98,25 +112,34 @@ TITLES: dict[str, str] = {
     "peek": "Peek: hide the overlay while held",
     "set_calibration": "Set calibration (mm per pixel)…",
     "clear_calibration": "Clear calibration",
+    "preferences": "Preferences…",
     "help": "Keyboard shortcuts",
     "about": "About LesionLens",
+    "delete_vertex": "Delete the selected vertex (Vertices tool)",
+    "abandon_edit": "Abandon the stroke, vertex drag or calibration line in progress",
 }
 
 #: Shortcuts the canvas or the window's key handler implement directly (no QAction).
-HANDLED_BY_KEYS = frozenset({"brush_smaller", "brush_larger", "peek"})
+HANDLED_BY_KEYS = frozenset({"peek", *CANVAS_SHORTCUTS})
 
 #: Mouse gestures, listed in the Help window under the keys.
 MOUSE_HELP: tuple[tuple[str, str], ...] = (
     ("Zoom", "Mouse wheel"),
     ("Pan", "Drag with the Navigate tool, or drag with the middle button in any tool"),
-    ("Brush / eraser size", "[ and ] (or Ctrl + wheel, where the canvas supports it)"),
+    ("Brush / eraser size (screen pixels: the same at any zoom)", "Ctrl + wheel with the Brush or Eraser"),
+    ("Paint lesion / skin", "Drag with the Brush / Eraser"),
+    ("Move a boundary vertex", "Drag it with the Vertices tool"),
+    ("Insert a vertex", "Double-click an edge with the Vertices tool"),
+    ("Delete a vertex", "Right-click it with the Vertices tool"),
+    ("Measure a length for calibration", "Drag with the Calibrate tool"),
     ("Assist: remove the unsure part", "Shift + click, or right click, with the Assist tool"),
     ("Box: cancel the re-segmentation", "Esc while it runs"),
 )
 
 
 def key_sequences(name: str) -> list[QKeySequence]:
-    return [QKeySequence(key) for key in SHORTCUTS[name]]
+    keys = SHORTCUTS[name] if name in SHORTCUTS else CANVAS_SHORTCUTS[name]
+    return [QKeySequence(key) for key in keys]
 
 
 def shortcut_text(name: str) -> str:
@@ -147,7 +170,7 @@ def new_action(
     if not action.text().startswith(TITLES[name].rstrip("…")):
         action.setText(TITLES[name])
     action.setObjectName(f"action_{name}")
-    if SHORTCUTS[name]:
+    if SHORTCUTS.get(name):
         action.setShortcuts(key_sequences(name))
     keys = shortcut_text(name)
     action.setToolTip(f"{tip or TITLES[name]} ({keys})" if keys else tip or TITLES[name])
@@ -171,10 +194,22 @@ def is_shortcut(name: str, event: QKeyEvent) -> bool:
     return any(seq.matches(pressed) == QKeySequence.SequenceMatch.ExactMatch for seq in key_sequences(name))
 
 
-class ShortcutsDialog(QDialog):
-    """Help > Keyboard shortcuts: every entry of :data:`SHORTCUTS`, then the mouse gestures."""
+def shortcut_rows(actions: dict[str, QAction]) -> list[tuple[str, str]]:
+    """(what, keys) for the Help window: the window's QActions with the keys they really have, then the keys that
+    handlers take directly, then the mouse gestures."""
+    native = QKeySequence.SequenceFormat.NativeText
+    rows = [
+        (TITLES.get(name, action.text()), ", ".join(k.toString(native) for k in action.shortcuts()) or "—")
+        for name, action in actions.items()
+    ]
+    rows += [(TITLES[name], shortcut_text(name)) for name in sorted(HANDLED_BY_KEYS - actions.keys())]
+    return rows + list(MOUSE_HELP)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+
+class ShortcutsDialog(QDialog):
+    """Help > Keyboard shortcuts: every action of the window with its keys, the canvas's keys, the mouse gestures."""
+
+    def __init__(self, actions: dict[str, QAction], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts — LesionLens")
         self.table = QTableWidget(0, 2, self)
@@ -182,9 +217,7 @@ class ShortcutsDialog(QDialog):
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QTableWidget.SelectionMode.NoSelection)
-        rows = [(TITLES[name], shortcut_text(name) or "—") for name in SHORTCUTS]
-        rows += [(what, how) for what, how in MOUSE_HELP]
-        for what, keys in rows:
+        for what, keys in shortcut_rows(actions):
             row = self.table.rowCount()
             self.table.insertRow(row)
             self.table.setItem(row, 0, QTableWidgetItem(what))
@@ -195,7 +228,7 @@ class ShortcutsDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.close)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Single-letter keys work while the image has the focus.", self))
+        layout.addWidget(QLabel("The keys work whichever panel has the focus, except while typing in a field.", self))
         layout.addWidget(self.table)
         layout.addWidget(buttons)
         self.resize(560, 640)

@@ -4,6 +4,10 @@ Same :class:`BatchSegmenter`, same ``results.csv`` (:class:`ResultsTable`), so a
 segmented on a server are interchangeable, and a batch started in one can be resumed in the other. The batch runs on
 a worker thread; Cancel stops it after the image in progress (a mask on disk is always complete), and Resume runs it
 again skipping the images whose mask is already there.
+
+Reviewing the results: the table sorts by any column (numbers as numbers) and filters by what to show (flagged,
+errors...) and by text; opening a row shows the batch's own mask in the editor (no second segmentation), with the
+model and threshold that ``results.csv`` records for it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
+    QComboBox,
     QDialog,
     QDoubleSpinBox,
     QFileDialog,
@@ -50,6 +55,17 @@ from segmentation.imageio import SUPPORTED_EXTENSIONS
 from segmentation.inference import Predictor
 
 COLUMNS = ("File", "Status", "Lesion area", "Flags", "Error")
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # a number to sort by, where the text would sort wrongly ("1,200 px²")
+RESULT_ROLE = Qt.ItemDataRole.UserRole + 2  # index of the row's BatchResult
+#: What the "Show" filter offers: label -> which results it keeps.
+SHOW_FILTERS: dict[str, Callable[[BatchResult], bool]] = {
+    "All results": lambda result: True,
+    "Flagged (check first)": lambda result: is_flagged(result),
+    "Not flagged": lambda result: result.ok and not is_flagged(result),
+    "Errors": lambda result: result.status == "error",
+    "Segmented in this run": lambda result: result.status == "ok",
+    "Already done (skipped)": lambda result: result.status == "skipped",
+}
 FLAG_NAMES = {
     "flag_empty": "no lesion found",
     "flag_border": "at image border",
@@ -87,6 +103,32 @@ def run_batch(
     return {**counts, "total": len(items) + len(problems), "cancelled": done < len(items) + len(problems)}
 
 
+def is_flagged(result: BatchResult) -> bool:
+    return any(result.row.get(key) is True for key in FLAG_NAMES)
+
+
+def area_value(result: BatchResult) -> float | None:
+    """The lesion area as a number (mm² when calibrated, else px²), for sorting; None when there is none."""
+    for key in ("area_mm2", "area_px2"):
+        value = result.row.get(key)
+        if value not in (None, ""):
+            return float(value)
+    return 0.0 if result.status == "ok" else None
+
+
+class ResultItem(QTableWidgetItem):
+    """A table cell that sorts by its SORT_ROLE number when it has one (cells without one sort last), else by
+    its text, case-insensitively."""
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        mine, theirs = self.data(SORT_ROLE), other.data(SORT_ROLE)
+        if mine is not None or theirs is not None:
+            if mine is None or theirs is None:
+                return theirs is None and mine is not None
+            return float(mine) < float(theirs)
+        return self.text().casefold() < other.text().casefold()
+
+
 def result_cells(result: BatchResult) -> list[str]:
     """The table row of one result: file, status, lesion area, flags, error."""
     row = result.row
@@ -108,7 +150,8 @@ def result_cells(result: BatchResult) -> list[str]:
 class BatchDialog(QDialog):
     """Non-modal: the clinician can keep editing while a folder is segmented."""
 
-    openImage = Signal(Path)
+    openImage = Signal(Path)  # a row without a mask (an error): open the image as usual
+    openMask = Signal(Path, Path, dict)  # image, the batch's mask for it, its provenance (model, threshold)
     resultAdded = Signal(object)  # BatchResult
     batchFinished = Signal(dict)
 
@@ -131,6 +174,7 @@ class BatchDialog(QDialog):
         self._done = 0
         self._started = 0.0
         self._results: list[BatchResult] = []
+        self._run_provenance: dict = {}
         self._build(threshold)
         self._set_running(False)
 
@@ -185,11 +229,29 @@ class BatchDialog(QDialog):
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setToolTip("Double-click a row to open the image in the editor")
+        self.table.setToolTip("Double-click a row to open the image with the batch's mask in the editor")
+        self.table.setSortingEnabled(True)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
+        header.setSortIndicatorShown(True)
+        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # in the order they came until a column is clicked
+        header.setToolTip("Click a column to sort by it")
         self.table.cellDoubleClicked.connect(self._open_row)
+        self.show_filter = QComboBox(self)
+        self.show_filter.addItems(list(SHOW_FILTERS))
+        self.show_filter.setAccessibleName("Which results to show")
+        self.text_filter = QLineEdit(self)
+        self.text_filter.setPlaceholderText("Filter by file name, status, flag or error…")
+        self.text_filter.setClearButtonEnabled(True)
+        self.filter_label = QLabel(self)
+        self.show_filter.currentIndexChanged.connect(self.apply_filter)
+        self.text_filter.textChanged.connect(self.apply_filter)
+        filter_row = QHBoxLayout()
+        filter_row.addWidget(QLabel("Show", self))
+        filter_row.addWidget(self.show_filter)
+        filter_row.addWidget(self.text_filter, 1)
+        filter_row.addWidget(self.filter_label)
 
         self.start_button = QPushButton("Start", self)
         self.resume_button = QPushButton("Resume", self)
@@ -201,9 +263,7 @@ class BatchDialog(QDialog):
         self.start_button.clicked.connect(lambda: self.start(resume=self.resume.isChecked()))
         self.resume_button.clicked.connect(lambda: self.start(resume=True))
         self.cancel_button.clicked.connect(self.cancel)
-        self.open_out_button.clicked.connect(
-            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(self.output.text().strip()))
-        )
+        self.open_out_button.clicked.connect(self.open_output_folder)
         close.clicked.connect(self.close)
         buttons = QHBoxLayout()
         for button in (self.start_button, self.resume_button, self.cancel_button, self.open_out_button):
@@ -222,6 +282,7 @@ class BatchDialog(QDialog):
         progress_row.addWidget(self.progress_bar, 1)
         progress_row.addWidget(self.progress_label)
         layout.addLayout(progress_row)
+        layout.addLayout(filter_row)
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
         self.resize(760, 600)
@@ -281,8 +342,11 @@ class BatchDialog(QDialog):
             self._say(problem, error=True)
             return False
         self.resume.setChecked(resume)
+        self._run_provenance = {"model": predictor.info.name, "model_sha256": predictor.info.sha256,
+                                "threshold": self.threshold.value()}  # fmt: skip
         self.table.setRowCount(0)
         self._results, self._total, self._done = [], 0, 0
+        self._update_filter_label()
         self._started = time.perf_counter()
         self._say("")
         self.progress_label.setText("Starting…")
@@ -319,16 +383,25 @@ class BatchDialog(QDialog):
         result: BatchResult = value  # type: ignore[assignment]
         self._results.append(result)
         self._done += 1
+        self.table.setSortingEnabled(False)  # rows must not move while one is being filled in
         row = self.table.rowCount()
         self.table.insertRow(row)
         for column, text in enumerate(result_cells(result)):
-            item = QTableWidgetItem(text)
+            item = ResultItem(text)
             item.setData(Qt.ItemDataRole.UserRole, str(result.item.source))
+            item.setData(RESULT_ROLE, len(self._results) - 1)
             item.setToolTip(str(result.item.source) if column == 0 else text)
             if result.status == "error":
                 item.setForeground(Qt.GlobalColor.darkRed)
             self.table.setItem(row, column, item)
-        self.table.scrollToBottom()
+        area, first = self.table.item(row, COLUMNS.index("Lesion area")), self.table.item(row, 0)
+        if area is not None:
+            area.setData(SORT_ROLE, area_value(result))
+        self.table.setSortingEnabled(True)  # sorts again by the column the clinician chose, if any
+        self._filter_row(self.table.row(first))
+        self._update_filter_label()
+        if self.table.horizontalHeader().sortIndicatorSection() < 0:
+            self.table.scrollToBottom()
         self.progress_bar.setValue(self._done)
         if self.cancel_button.isEnabled():
             self.progress_label.setText(self._count_text())
@@ -368,7 +441,78 @@ class BatchDialog(QDialog):
         self.message.setText(text)
         self.message.setStyleSheet("color: #a4262c;" if error else "")
 
-    def _open_row(self, row: int, _column: int) -> None:
+    # -- reviewing the results -----------------------------------------------------------------------------------
+    def result_at(self, row: int) -> BatchResult | None:
         item = self.table.item(row, 0)
-        if item is not None:
-            self.openImage.emit(Path(item.data(Qt.ItemDataRole.UserRole)))
+        return None if item is None else self._results[item.data(RESULT_ROLE)]
+
+    def apply_filter(self) -> None:
+        """Hide the rows the "Show" choice and the text filter leave out."""
+        for row in range(self.table.rowCount()):
+            self._filter_row(row)
+        self._update_filter_label()
+
+    def visible_rows(self) -> list[int]:
+        return [row for row in range(self.table.rowCount()) if not self.table.isRowHidden(row)]
+
+    def _filter_row(self, row: int) -> None:
+        result = self.result_at(row)
+        if result is None:
+            return
+        keep = SHOW_FILTERS[self.show_filter.currentText()](result)
+        needle = self.text_filter.text().strip().casefold()
+        if keep and needle:
+            cells = (self.table.item(row, column) for column in range(self.table.columnCount()))
+            keep = any(needle in cell.text().casefold() for cell in cells if cell is not None)
+        self.table.setRowHidden(row, not keep)
+
+    def _update_filter_label(self) -> None:
+        shown, total = len(self.visible_rows()), self.table.rowCount()
+        self.filter_label.setText(f"showing {shown} of {total}" if shown != total else "")
+
+    def _open_row(self, row: int, _column: int) -> None:
+        """Open the row's image with the mask the batch wrote (no second segmentation); an error row opens the
+        image as usual, so the clinician sees what is wrong with it."""
+        result = self.result_at(row)
+        if result is None:
+            return
+        source = result.item.source
+        if result.mask_path is not None and result.status in ("ok", "skipped"):
+            self.openMask.emit(source, result.mask_path, self._provenance_of(source, result))
+        else:
+            self.openImage.emit(source)
+
+    def _provenance_of(self, source: Path, result: BatchResult) -> dict:
+        """Model and threshold of the run that wrote the mask: this run's, or for a skipped image (its mask is from
+        an earlier run, possibly with another model) what results.csv records for it."""
+        row = dict(self._run_provenance)
+        if result.status != "ok":
+            results = Path(self.output.text().strip()) / RESULTS_NAME
+            try:
+                row = ResultsTable(results, {}).rows.get(str(source), {})
+            except (OSError, ValueError):
+                row = {}
+        try:
+            threshold = float(row["threshold"]) if row.get("threshold") not in (None, "") else None
+        except ValueError:
+            threshold = None
+        return {"model": row.get("model", ""), "model_sha256": row.get("model_sha256", ""), "threshold": threshold}
+
+    def open_output_folder(self) -> bool:
+        """Open the output folder in the file manager; say so (and where it is) when that cannot be done."""
+        text = self.output.text().strip()
+        if not text:
+            self._say("Choose an output folder first.", error=True)
+            return False
+        folder = Path(text)
+        if not folder.is_dir():
+            self._say(f"The output folder {folder} does not exist yet: it is made when the batch starts.", error=True)
+            return False
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+            self._say(
+                f"Could not open the folder: no file manager is available here. The masks and {RESULTS_NAME} are "
+                f"in {folder}",
+                error=True,
+            )
+            return False
+        return True

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import canvas_items as items
+from app.actions import is_shortcut
 from app.document import LesionDocument
 from app.tools import TOOL_BEHAVIOURS, Tool, ToolBehaviour
 from segmentation.export import OverlayStyle
@@ -56,13 +57,14 @@ class LesionCanvas(QGraphicsView):
 
     Mouse: wheel zooms about the cursor (Ctrl + wheel sizes the brush), middle-drag pans in every tool, left-drag
     pans in NAVIGATE. Keys: ``[`` / ``]`` brush size, Delete / Backspace removes the selected vertex, Esc
-    abandons the stroke or drag in progress.
+    abandons the stroke or drag in progress (``app.actions`` tables). The brush radius is in screen pixels, so
+    the brush looks and acts the same at any zoom and on any image; a stroke paints ``brush_image_radius``.
     """
 
     cursorMoved = Signal(int, int)  # image pixel under the mouse (x, y); only emitted inside the image
     zoomChanged = Signal(float)  # scale factor (1.0 = 1:1)
     calibrationLineDrawn = Signal(float)  # length in image pixels of the line the user drew
-    brushRadiusChanged = Signal(int)  # so the window can show and remember the size
+    brushRadiusChanged = Signal(int)  # screen pixels; so the window can show and remember the size
     assistClicked = Signal(int, int, bool)  # image pixel (row, col) clicked with the assist tool; True: add
     boxDrawn = Signal(int, int, int, int)  # the re-segmentation box: top, left, bottom, right (exclusive)
 
@@ -167,16 +169,26 @@ class LesionCanvas(QGraphicsView):
 
     @property
     def brush_radius(self) -> int:
+        """Brush and eraser radius in screen pixels."""
         return self._radius
 
+    @property
+    def brush_image_radius(self) -> int:
+        """The radius a stroke paints, in image pixels at the current zoom (0: one pixel)."""
+        return max(0, round(self._radius / self.zoom))
+
     def set_brush_radius(self, radius: int) -> None:
-        """Brush and eraser radius in image pixels, clamped to 1..500; the cursor circle follows at once."""
+        """Brush and eraser radius in screen pixels, clamped to 1..500; the cursor circle follows at once."""
         radius = min(max(int(radius), MIN_RADIUS), MAX_RADIUS)
         if radius == self._radius:
             return
         self._radius = radius
-        self.cursor_item.set_radius(radius)
+        self.cursor_item.set_radius(self.brush_image_radius)
         self.brushRadiusChanged.emit(radius)
+
+    def step_brush(self, steps: int) -> None:
+        """``[`` / ``]``: smaller or larger by about an eighth per step."""
+        self.set_brush_radius(self._radius + steps * self._radius_step())
 
     @property
     def zoom(self) -> float:
@@ -298,6 +310,7 @@ class LesionCanvas(QGraphicsView):
         )
         self.overlay_item.smooth = smooth
         self.handles_item.set_view_scale(scale)
+        self.cursor_item.set_radius(self.brush_image_radius)
         self.zoomChanged.emit(scale)
 
     def _set_scale(self, scale: float, anchor: QPointF | None = None) -> None:
@@ -347,7 +360,7 @@ class LesionCanvas(QGraphicsView):
     def _begin_stroke(self, scene: QPointF) -> None:
         if self._document.image is None:
             return
-        self._stroke = items.BrushStroke(self._image_size(), self._radius, self._tool is Tool.BRUSH)
+        self._stroke = items.BrushStroke(self._image_size(), self.brush_image_radius, self._tool is Tool.BRUSH)
         self._refresh()
         self._stroke_to(scene)
 
@@ -567,7 +580,7 @@ class LesionCanvas(QGraphicsView):
             return
         notches = delta / 120
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier and self._behaviour.brush_cursor:
-            self.set_brush_radius(self._radius + int(math.copysign(self._radius_step(), delta)))
+            self.step_brush(1 if delta > 0 else -1)
         else:
             self._set_scale(self.zoom * WHEEL_NOTCH_FACTOR**notches, event.position())
         event.accept()
@@ -591,12 +604,11 @@ class LesionCanvas(QGraphicsView):
     def _owns_key(self, event: QEvent) -> bool:
         if not isinstance(event, QKeyEvent):
             return False
-        key = event.key()
-        if key in (Qt.Key.Key_BracketLeft, Qt.Key.Key_BracketRight):
+        if is_shortcut("brush_smaller", event) or is_shortcut("brush_larger", event):
             return True
-        if key == Qt.Key.Key_Escape:
+        if is_shortcut("abandon_edit", event):
             return self._interacting()
-        return key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and self._vertices.selected is not None
+        return is_shortcut("delete_vertex", event) and self._vertices.selected is not None
 
     def event(self, event: QEvent) -> bool:
         # Win the key from window shortcuts only while it means something here (Esc also cancels segmentation).
@@ -606,15 +618,12 @@ class LesionCanvas(QGraphicsView):
         return super().event(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        key = event.key()
         if not self._owns_key(event):
             super().keyPressEvent(event)
             return
-        if key == Qt.Key.Key_BracketLeft:
-            self.set_brush_radius(self._radius - self._radius_step())
-        elif key == Qt.Key.Key_BracketRight:
-            self.set_brush_radius(self._radius + self._radius_step())
-        elif key == Qt.Key.Key_Escape:
+        if is_shortcut("brush_smaller", event) or is_shortcut("brush_larger", event):
+            self.step_brush(1 if is_shortcut("brush_larger", event) else -1)
+        elif is_shortcut("abandon_edit", event):
             self._cancel_interaction()
         elif self._tool is Tool.VERTICES and self._vertices.selected is not None:
             self._delete_vertex(self._vertices.selected)

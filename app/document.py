@@ -8,17 +8,33 @@ stroke, vertex drag or clean-up, so undo stays cheap on a 24-megapixel photo.
 
 from __future__ import annotations
 
+import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QUndoCommand, QUndoStack
+from PySide6.QtGui import QUndoCommand, QUndoGroup, QUndoStack
 
 from segmentation.lesion import LesionSegmentation, assess_confidence, binarise
 from segmentation.measurements import LesionMeasurements, measure_lesion
 from segmentation.postprocess import clean_up
 
 UNDO_LIMIT = 100
+
+
+def edit_clock() -> str:
+    """Now, as the UTC ISO time stamped on an edit (a function so tests can set the clock)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def mask_digest(mask: np.ndarray | None) -> str:
+    """Hash of a mask's shape and bits: an image's kept undo history applies only to the mask it was left with."""
+    if mask is None:
+        return ""
+    digest = hashlib.sha256(f"{mask.shape[0]}x{mask.shape[1]}:".encode())
+    digest.update(np.packbits(mask, axis=None).tobytes())
+    return digest.hexdigest()
 
 
 class MaskEdit(QUndoCommand):
@@ -50,6 +66,10 @@ class MaskEdit(QUndoCommand):
 class LesionDocument(QObject):
     """State of one image in the editor.
 
+    Each image keeps its own undo history while the folder is open (``undo_group`` switches between them, so the
+    window's Undo/Redo follow the open image); a kept history is used again only if the image comes back with the
+    very mask it was left with (autosave or the model's same result), else it is dropped rather than misapplied.
+
     Signals: ``imageChanged`` (a new image was opened), ``segmentationChanged`` (the model's result arrived or was
     cleared), ``maskChanged`` (any change of the current mask: threshold, edit, undo, reset), ``calibrationChanged``.
     """
@@ -69,15 +89,60 @@ class LesionDocument(QObject):
         self.edited = False
         self.cleanup: tuple[str, ...] = ()
         self.mm_per_pixel: float | None = None
-        self.undo_stack = QUndoStack(self)
-        self.undo_stack.setUndoLimit(UNDO_LIMIT)
+        self.edited_at = ""  # UTC ISO time of the last edit (stroke, clean-up, undo...), "" when never edited
+        self.mask_source: dict | None = None  # provenance of a mask loaded from a file (a batch) instead of the model
+        self.undo_group = QUndoGroup(self)
+        self._histories: dict[Path, tuple[QUndoStack, str]] = {}
+        self._expected_mask = ""  # digest the mask must have for the kept history to apply; "" when nothing pends
+        self.undo_stack = self._new_stack()
+
+    # -- undo histories, one per image -------------------------------------------------------------------------
+    def _new_stack(self) -> QUndoStack:
+        stack = QUndoStack(self)
+        stack.setUndoLimit(UNDO_LIMIT)
+        self.undo_group.addStack(stack)
+        self.undo_group.setActiveStack(stack)
+        return stack
+
+    def _drop_stack(self, stack: QUndoStack) -> None:
+        self.undo_group.removeStack(stack)
+        stack.deleteLater()
+
+    def _switch_history(self, path: Path) -> None:
+        """Keep the leaving image's history (with the mask it applies to) and take up ``path``'s, if kept."""
+        leaving = self.undo_stack
+        if self.path is not None and leaving.count():
+            self._histories[self.path] = (leaving, mask_digest(self.mask))
+        elif leaving is not None:
+            self._drop_stack(leaving)
+        kept = self._histories.pop(path, None)
+        if kept is None:
+            self.undo_stack, self._expected_mask = self._new_stack(), ""
+        else:
+            self.undo_stack, self._expected_mask = kept
+            self.undo_group.setActiveStack(self.undo_stack)
+
+    def _check_history(self) -> None:
+        """The image's mask is known again: keep its history only if the mask is the one the history ends on."""
+        if self._expected_mask and mask_digest(self.mask) != self._expected_mask:
+            self.undo_stack.clear()
+        self._expected_mask = ""
+
+    def forget_histories(self) -> None:
+        """Another folder was opened: the other images' histories go (the open image keeps its own)."""
+        for stack, _digest in self._histories.values():
+            self._drop_stack(stack)
+        self._histories.clear()
+
+    def has_history(self, path: Path) -> bool:
+        return Path(path) in self._histories
 
     # -- opening and the model's result -----------------------------------------------------------------------
     def open_image(self, path: Path, image: np.ndarray) -> None:
+        self._switch_history(Path(path))
         self.path, self.image = Path(path), image
         self.segmentation, self.mask = None, None
-        self.edited, self.cleanup = False, ()
-        self.undo_stack.clear()
+        self.edited, self.cleanup, self.edited_at, self.mask_source = False, (), "", None
         self.imageChanged.emit()
         self.segmentationChanged.emit()
         self.maskChanged.emit()
@@ -90,12 +155,35 @@ class LesionDocument(QObject):
         self.segmentationChanged.emit()
         if not self.edited:
             self.mask = binarise(segmentation.probability, self.threshold)
+            self.mask_source = None
+            self._check_history()
             self.maskChanged.emit()
 
-    def restore(self, mask: np.ndarray, *, edited: bool, threshold: float, cleanup: tuple[str, ...]) -> None:
-        """Put back a saved state (autosave) as the starting point; the undo history starts empty."""
+    def restore(
+        self,
+        mask: np.ndarray,
+        *,
+        edited: bool,
+        threshold: float,
+        cleanup: tuple[str, ...],
+        edited_at: str = "",
+    ) -> None:
+        """Put back a saved state (autosave) as the starting point. The image's undo history from earlier in this
+        session is kept when the state is the one it was left in, else the history starts empty."""
         self.mask, self.edited, self.threshold, self.cleanup = mask.astype(bool), edited, threshold, cleanup
-        self.undo_stack.clear()
+        self.edited_at = edited_at
+        self._check_history()
+        self.maskChanged.emit()
+
+    def load_mask(self, mask: np.ndarray, source: dict) -> None:
+        """Show a mask written earlier (a batch's) as the model's result, without running the model; ``source``
+        is its provenance (model, model_sha256, threshold, file) and goes into exports."""
+        if self.image is None or mask.shape != self.image.shape[:2]:
+            raise ValueError("the mask does not match the open image")
+        self.mask, self.edited, self.mask_source = mask.astype(bool), False, dict(source)
+        if source.get("threshold") is not None:
+            self.threshold = float(source["threshold"])
+        self._check_history()
         self.maskChanged.emit()
 
     # -- threshold: edits win ------------------------------------------------------------------------------------
@@ -127,6 +215,7 @@ class LesionDocument(QObject):
             self.mask = np.zeros(self.image.shape[:2], bool) if self.image is not None else None
             if self.mask is None:
                 return False
+        self._check_history()
         changed = np.flatnonzero(self.mask.ravel() != new_mask.ravel())
         if changed.size == 0:
             return False
@@ -154,6 +243,7 @@ class LesionDocument(QObject):
         rows, cols = np.nonzero(patch != target)
         if rows.size == 0:
             return False
+        self._check_history()
         indices = np.ravel_multi_index((rows + row, cols + col), self.mask.shape)
         self.undo_stack.push(
             MaskEdit(self, indices, patch[rows, cols].copy(), target[rows, cols].copy(), text, was_edited=self.edited)
@@ -193,6 +283,7 @@ class LesionDocument(QObject):
     def _write(self, indices: np.ndarray, values: np.ndarray, *, edited: bool) -> None:
         self.mask.ravel()[indices] = values
         self.edited = edited
+        self.edited_at = edit_clock()
         self.maskChanged.emit()
 
     # -- derived -----------------------------------------------------------------------------------------------
@@ -213,10 +304,10 @@ class LesionDocument(QObject):
         self.calibrationChanged.emit()
 
     def provenance(self) -> dict:
-        segmentation = self.segmentation
+        segmentation, source = self.segmentation, self.mask_source or {}
         return {
-            "model": segmentation.model_name if segmentation else "",
-            "model_sha256": segmentation.model_sha256 if segmentation else "",
+            "model": segmentation.model_name if segmentation else source.get("model", ""),
+            "model_sha256": segmentation.model_sha256 if segmentation else source.get("model_sha256", ""),
             "threshold": self.threshold,
             "cleanup": "+".join(self.cleanup) or "none",
             "edited": self.edited,

@@ -28,7 +28,7 @@ def _export_task(context: TaskContext, overwrite: bool, kwargs: dict) -> dict[st
 
 
 class ExportController(QObject):
-    """Asks for the folder, exports in the background, asks before overwriting, reports the outcome."""
+    """Exports in the background (asking for a folder when none is given), asks before overwriting, reports."""
 
     exported = Signal(Path, dict)  # image path, kind -> file written
     failed = Signal(str)
@@ -39,6 +39,7 @@ class ExportController(QObject):
         self.document = document
         self.window = parent
         self.last_folder = ""
+        self.start_folder = ""  # where the folder dialog opens (the window sets the folder remembered for the image)
         self.runner = TaskRunner("export", pool, self)
         self.runner.finished.connect(self._done)
         self.runner.failed.connect(self.failed)
@@ -49,7 +50,8 @@ class ExportController(QObject):
         return self.runner.busy
 
     def choose_folder(self) -> Path | None:
-        folder = QFileDialog.getExistingDirectory(self.window, "Export into folder", self.last_folder)
+        start = self.start_folder or self.last_folder
+        folder = QFileDialog.getExistingDirectory(self.window, "Export into folder", start)
         return Path(folder) if folder else None
 
     def export(self, style: OverlayStyle, out_dir: Path | None = None) -> bool:

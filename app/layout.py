@@ -19,22 +19,24 @@ if TYPE_CHECKING:
     from app.main_window import MainWindow
 
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("&File", ("open", "open_folder", "-", "export", "batch", "-", "choose_weights", "-", "quit")),
-    ("&Edit", ("undo", "redo", "-", "fill_holes", "keep_largest", "smooth", "-", "reset_mask")),
+    ("&File", ("open", "open_folder", "-", "export", "export_to", "export_next", "batch", "-", "choose_weights", "-",
+               "quit")),
+    ("&Edit", ("undo", "redo", "-", "fill_holes", "keep_largest", "smooth", "-", "reset_mask", "-", "preferences")),
     ("&View", ("zoom_in", "zoom_out", "zoom_fit", "zoom_actual", "-", "toggle_fill", "toggle_boundary")),
     ("&Tools", ("tool_navigate", "tool_brush", "tool_eraser", "tool_vertices", "tool_assist", "tool_box",
                 "tool_calibrate", "-",
-                "set_calibration", "clear_calibration")),
+                "brush_smaller", "brush_larger", "-", "set_calibration", "clear_calibration")),
     ("&Image", ("previous_image", "next_image", "-", "segment", "cancel")),
     ("&Help", ("help", "about")),
 )  # fmt: skip
 TOOLBAR: tuple[str, ...] = (
-    "open", "open_folder", "export", "-", "previous_image", "next_image", "-",
+    "open", "open_folder", "export", "export_next", "-", "previous_image", "next_image", "-",
     "tool_navigate", "tool_brush", "tool_eraser", "tool_vertices", "tool_assist", "tool_box", "tool_calibrate", "-",
     "undo", "redo", "-", "fill_holes", "keep_largest", "smooth", "reset_mask", "-", "zoom_fit", "zoom_actual",
 )  # fmt: skip
 SHORT_LABELS = {
-    "open": "Open", "open_folder": "Folder", "export": "Export", "previous_image": "Previous",
+    "open": "Open", "open_folder": "Folder", "export": "Export", "export_next": "Export + next",
+    "previous_image": "Previous",
     "next_image": "Next", "tool_navigate": "Navigate", "tool_brush": "Brush", "tool_eraser": "Eraser",
     "tool_vertices": "Vertices", "tool_assist": "Assist", "tool_box": "Box", "tool_calibrate": "Calibrate",
     "fill_holes": "Fill holes",
@@ -60,12 +62,13 @@ def build_layout(window: MainWindow) -> None:
     window.weights_banner = Banner(window, button_text="Choose weights…")
     window.message_banner = Banner(window, button_text="Dismiss")
     window.message_banner.button.clicked.connect(window.message_banner.hide)
+    window.restore_banner = Banner(window, button_text="Dismiss")  # per image, until dismissed
     window.flags_banner = Banner(window)
     central = QWidget(window)
     layout = QVBoxLayout(central)
     layout.setContentsMargins(0, 0, 0, 0)
     layout.setSpacing(0)
-    for widget in (window.weights_banner, window.message_banner, window.flags_banner):
+    for widget in (window.weights_banner, window.message_banner, window.restore_banner, window.flags_banner):
         layout.addWidget(widget)
     layout.addWidget(window.canvas, 1)
     window.setCentralWidget(central)

@@ -18,7 +18,7 @@ from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QIcon
 from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QFileDialog, QLineEdit, QMainWindow, QWidget
 
 from app.about import AboutDialog
-from app.actions import ShortcutsDialog, is_shortcut, new_action
+from app.actions import ShortcutsDialog, is_shortcut, new_action, shortcut_text
 from app.assist import AssistController
 from app.batch_dialog import BatchDialog
 from app.calibration import CalibrationController
@@ -31,11 +31,13 @@ from app.layout import build_layout, build_menus, first_window_size
 from app.model_state import ModelController
 from app.panels import colour_to_hex, flags_text, hex_to_colour
 from app.persistence import AutosaveController, saved_time, window_settings
-from app.settings import Settings, app_data_dir, load_settings, save_settings
+from app.preferences import PreferencesDialog
+from app.settings import MAX_EXPORT_FOLDERS, Settings, app_data_dir, load_settings, save_settings
 from app.startup import install_excepthook, parse_args, setup_logging
 from app.workers import TaskRunner, analyse_task, load_image_task, new_pool, segment_task
+from segmentation.autosave import SavedState
 from segmentation.export import OverlayStyle, export_paths
-from segmentation.imageio import SUPPORTED_EXTENSIONS, OutputWriteError
+from segmentation.imageio import SUPPORTED_EXTENSIONS, ImageReadError, OutputWriteError, read_mask
 from segmentation.inference import Predictor
 from segmentation.postprocess import CLEANUP_STEPS
 from segmentation.resources import app_icon_path, samples_dir
@@ -79,7 +81,10 @@ class MainWindow(QMainWindow):
         self.batch_dialog: BatchDialog | None = None
         self.last_error = ""
         self._pending_segment = False
+        self._next_after_export = False
+        self._restore_dismissed: set[Path] = set()  # images whose "restored your edits" banner was dismissed
         self._opening: Path | None = None
+        self._batch_mask: tuple[Path, Path, dict] | None = None  # (image, mask file, provenance) to show on load
         self._analysis_timer = QTimer(self, singleShot=True, interval=ANALYSIS_DELAY_MS)
         self._analysis_timer.timeout.connect(self._start_analysis)
         self._settings_timer = QTimer(self, singleShot=True, interval=1000)
@@ -107,6 +112,8 @@ class MainWindow(QMainWindow):
         a, doc = self.named_actions, self.document
         for name, slot in (
             ("open", self.choose_files), ("open_folder", self.choose_folder), ("export", self.export),
+            ("export_to", self.export_to), ("export_next", self.export_and_next),
+            ("brush_smaller", lambda: self.canvas.step_brush(-1)), ("brush_larger", lambda: self.canvas.step_brush(1)),
             ("batch", self.show_batch_dialog), ("choose_weights", self.model.choose), ("quit", self.close),
             ("next_image", lambda: self.step_image(1)), ("previous_image", lambda: self.step_image(-1)),
             ("segment", self.segment), ("cancel", self.cancel_segmentation),
@@ -114,13 +121,13 @@ class MainWindow(QMainWindow):
             ("zoom_out", lambda: self.canvas.zoom_by(0.8)), ("zoom_fit", self.canvas.zoom_to_fit),
             ("zoom_actual", self.canvas.zoom_actual_size), ("set_calibration", self.calibration.enter),
             ("clear_calibration", lambda: self.calibration.set(None)), ("help", self.show_shortcuts),
-            ("about", self.show_about),
+            ("about", self.show_about), ("preferences", self.show_preferences),
         ):  # fmt: skip
             a[name] = new_action(self, name, slot)
         for name in CLEANUP_STEPS:
             a[name] = new_action(self, name, lambda _=False, s=name: self.cleanup.run(s))
-        a["undo"] = new_action(self, "undo", action=doc.undo_stack.createUndoAction(self, "Undo"))
-        a["redo"] = new_action(self, "redo", action=doc.undo_stack.createRedoAction(self, "Redo"))
+        a["undo"] = new_action(self, "undo", action=doc.undo_group.createUndoAction(self, "Undo"))
+        a["redo"] = new_action(self, "redo", action=doc.undo_group.createRedoAction(self, "Redo"))
         group = QActionGroup(self)
         for name, tool in TOOLS.items():
             a[name] = new_action(self, name, checkable=True, checked=tool is Tool.NAVIGATE)
@@ -132,6 +139,7 @@ class MainWindow(QMainWindow):
         )
         self.status.cancel_button.setDefaultAction(a["cancel"])
         self.weights_banner.button.clicked.connect(self.model.choose)
+        self.restore_banner.button.clicked.connect(self._dismiss_restore_banner)
         self.addActions(list(a.values()))  # shortcuts work with the menu bar hidden too
 
     def _connect(self) -> None:
@@ -140,7 +148,7 @@ class MainWindow(QMainWindow):
         doc.segmentationChanged.connect(self._update_actions)
         canvas.cursorMoved.connect(self.status.set_position)
         canvas.zoomChanged.connect(self.status.set_zoom)
-        canvas.brushRadiusChanged.connect(lambda r: self.remember(brush_radius=r))
+        canvas.brushRadiusChanged.connect(lambda r: self.remember(brush_screen_radius=r))
         canvas.assistClicked.connect(self.assist.click)
         canvas.boxDrawn.connect(self.assist.resegment)
         self.assist.done.connect(self.status.say)
@@ -162,8 +170,8 @@ class MainWindow(QMainWindow):
         self.autosave.failed.connect(self.show_error)
         self.cleanup.done.connect(self.status.say)
         self.exporter.exported.connect(self._exported)
-        self.exporter.failed.connect(lambda message: self.show_error(f"Export failed: {message}"))
-        self.exporter.declined.connect(lambda: self.status.say("Export cancelled; the earlier export was kept."))
+        self.exporter.failed.connect(self._export_failed)
+        self.exporter.declined.connect(self._export_declined)
         for runner, key, text in (
             (self.loader, "open", "Opening the image…"),
             (self.model.runner, "model", "Loading the model…"),
@@ -184,7 +192,7 @@ class MainWindow(QMainWindow):
         self._style_changed(style, save=False)
         self.overlay_panel.set_threshold(s.threshold)
         self.document.threshold = s.threshold
-        self.canvas.set_brush_radius(s.brush_radius)
+        self.canvas.set_brush_radius(s.brush_screen_radius)
         self.calibration_box.set_value(s.mm_per_pixel)
 
     # -- the model -------------------------------------------------------------------------------------------------
@@ -223,6 +231,8 @@ class MainWindow(QMainWindow):
             return
         listed = self.folder_panel.paths()
         if len(images) > 1 or any(Path(p).is_dir() for p in paths):
+            if images != listed:
+                self.document.forget_histories()  # undo histories are kept while their folder is open
             self.folder_panel.set_paths(images, {p: self._initial_state(p) for p in images})
             self.folder_panel.show()
         elif images[0] not in listed:  # one file from elsewhere: the list would be misleading
@@ -236,6 +246,8 @@ class MainWindow(QMainWindow):
         if path == self.document.path and self._opening is None:
             return
         self.autosave.save_now()
+        if self._batch_mask is not None and self._batch_mask[0] != path:
+            self._batch_mask = None  # the clinician moved on before the batch's image opened
         self._opening = path
         self.folder_panel.select(path)
         self.loader.start(load_image_task, path)
@@ -252,11 +264,74 @@ class MainWindow(QMainWindow):
         restored = self.autosave.restore()
         self.folder_panel.set_state(path, EXPORTED) if exported else None  # restoring is not a new edit
         self.overlay_panel.set_threshold(self.document.threshold)
-        if restored is not None:
-            self.status.say(f"Restored your edits from {saved_time(restored.saved_at)}.", 0)
+        self._show_restore_banner(path, restored)
+        batch_mask = self._batch_mask if self._batch_mask is not None and self._batch_mask[0] == path else None
+        if batch_mask is not None:
+            self._batch_mask = None
+        if batch_mask is not None and self._show_batch_mask(*batch_mask, restored):
+            self.setWindowTitle(f"{path.name}[*] — LesionLens")
+            self._show_export_folder()
+            self._update_actions()
+            self.imageLoaded.emit(path)
+            return  # the batch's mask, not a second segmentation
         self.setWindowTitle(f"{path.name}[*] — LesionLens")
+        self._show_export_folder()
         self.imageLoaded.emit(path)
         self.segment()
+
+    def open_batch_mask(self, image: Path, mask: Path, source: dict) -> None:
+        """Open ``image`` showing the mask a batch wrote for it (from the batch's results table), without running
+        the model; the clinician's own autosaved edits of the image still win."""
+        image = Path(image)
+        if image == self.document.path and self._opening is None:
+            if not self._show_batch_mask(image, Path(mask), source, None):
+                self.segment()
+            return
+        self._batch_mask = (image, Path(mask), source)
+        self.open_paths([image])
+
+    def _show_batch_mask(self, image: Path, mask_path: Path, source: dict, restored: SavedState | None) -> bool:
+        """Load the batch's mask into the document; False (with the reason shown) when it cannot be used."""
+        doc = self.document
+        if (restored is not None and restored.edited) or doc.edited:
+            self.status.say("Your own edits of this image are kept; the batch's mask was not loaded.")
+            return True
+        height, width = doc.image.shape[:2]
+        try:
+            mask = read_mask(mask_path, max_megapixels=height * width / 1e6 + 1)
+        except ImageReadError as error:
+            self.show_error(f"Cannot use the batch's mask: {error}. Segmenting the image instead.")
+            return False
+        if mask.shape != (height, width):
+            self.show_error(
+                f"The batch's mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} pixels but the image is "
+                f"{width}x{height}: the image changed after the batch. Segmenting the image instead."
+            )
+            return False
+        doc.load_mask(mask, source)
+        self.overlay_panel.set_threshold(doc.threshold)
+        if self.folder_panel.state(image) in (NOT_SEGMENTED, CANNOT_OPEN):
+            self.folder_panel.set_state(image, AI_MASK)
+        model = source.get("model") or "an unrecorded model"
+        self.status.say(f"Showing the batch's mask {mask_path.name} (by {model}); Segment again runs the model.", 0)
+        return True
+
+    def _show_restore_banner(self, path: Path, restored: SavedState | None) -> None:
+        """Say, over the image and until dismissed, that its edits came back from the autosave and when they were
+        made (not when the image was left); an image without restored edits shows no such banner."""
+        if restored is None or not restored.edited or path in self._restore_dismissed:
+            self.restore_banner.hide()
+            return
+        when = saved_time(restored.edited_at or restored.saved_at)
+        self.restore_banner.show_message(
+            f"Restored your edits from {when} (saved automatically). Edit > Reset to the model's mask discards them.",
+            "info",
+        )
+
+    def _dismiss_restore_banner(self) -> None:
+        if self.document.path is not None:
+            self._restore_dismissed.add(self.document.path)
+        self.restore_banner.hide()
 
     def _image_failed(self, message: str) -> None:
         path, self._opening = self._opening, None
@@ -363,7 +438,8 @@ class MainWindow(QMainWindow):
         has_mask, can_segment = doc.mask is not None, self.predictor is not None and doc.image is not None
         a["segment"].setEnabled(can_segment and not self.segmenter.busy)
         a["cancel"].setEnabled(self.segmenter.busy or self.assist.busy)
-        a["export"].setEnabled(has_mask and not self.exporter.busy)
+        for name in ("export", "export_to", "export_next"):
+            a[name].setEnabled(has_mask and not self.exporter.busy)
         a["reset_mask"].setEnabled(doc.segmentation is not None and doc.edited)
         for name in CLEANUP_STEPS:
             a[name].setEnabled(has_mask and not self.cleanup.busy)
@@ -402,27 +478,102 @@ class MainWindow(QMainWindow):
         self.assist.settings, self.assist.keep_outside = settings, keep_outside
 
     # -- export, batch, dialogs ----------------------------------------------------------------------------------
+    def export_folder_for(self, image: Path) -> Path | None:
+        """The export folder remembered for the folder ``image`` is in; None if none yet or it is gone."""
+        folder = self.settings.export_folders.get(str(Path(image).parent))
+        return Path(folder) if folder and Path(folder).is_dir() else None
+
     def export(self, out_dir: Path | None = None) -> bool:
-        """File > Export: ask for a folder (the last one offered first) and export in the background."""
-        return self.exporter.export(self.overlay_panel.style, out_dir if isinstance(out_dir, Path) else None)
+        """File > Export: into the export folder remembered for this image's folder, without a dialog; the folder is
+        asked for only the first time (or when it is gone). Exports in the background."""
+        doc = self.document
+        if doc.path is None:
+            return False
+        out_dir = out_dir if isinstance(out_dir, Path) else self.export_folder_for(doc.path)
+        self.exporter.start_folder = str(self.export_folder_for(doc.path) or self.exporter.last_folder)
+        return self.exporter.export(self.overlay_panel.style, out_dir)
+
+    def export_to(self) -> bool:
+        """File > Export to folder…: choose another folder; it is remembered for this image's folder."""
+        if self.document.path is None or self.document.mask is None:
+            return False
+        self.exporter.start_folder = str(self.export_folder_for(self.document.path) or self.exporter.last_folder)
+        folder = self.exporter.choose_folder()
+        return folder is not None and self.export(folder)
+
+    def export_and_next(self) -> bool:
+        """Export (as File > Export), then open the next image once the files are written."""
+        self._next_after_export = self.export()
+        return self._next_after_export
 
     def _exported(self, path: Path, written: dict) -> None:
-        window_settings().setValue("export_folder", self.exporter.last_folder)
+        out_dir = self.exporter.last_folder
+        window_settings().setValue("export_folder", out_dir)
+        folders = {k: v for k, v in self.settings.export_folders.items() if k != str(path.parent)}
+        folders[str(path.parent)] = out_dir  # newest last; the oldest are forgotten first
+        self.remember(export_folders=dict(list(folders.items())[-MAX_EXPORT_FOLDERS:]))
+        self._show_export_folder()
         self.folder_panel.set_state(path, EXPORTED)
-        self.status.say(f"Exported {len(written)} files to {self.exporter.last_folder}.")
+        self.status.say(f"Exported {len(written)} files to {out_dir}.")
+        if self._next_after_export:
+            self._next_after_export = False
+            self.step_image(1)
+
+    def _export_failed(self, message: str) -> None:
+        self._next_after_export = False
+        self.show_error(f"Export failed: {message}")
+
+    def _export_declined(self) -> None:
+        self._next_after_export = False
+        self.status.say("Export cancelled; the earlier export was kept.")
+
+    def _show_export_folder(self) -> None:
+        """The Export action says where it writes (tooltip and status tip), so a dialog is not needed to know."""
+        folder = self.export_folder_for(self.document.path) if self.document.path is not None else None
+        where = f"into {folder}" if folder else "(asks for a folder the first time)"
+        for name in ("export", "export_next"):
+            action = self.named_actions[name]
+            action.setStatusTip(f"{action.text()} {where}")
+            action.setToolTip(f"{action.text()} {where} ({shortcut_text(name)})")
 
     def show_batch_dialog(self) -> BatchDialog:
         if self.batch_dialog is None:
             self.batch_dialog = BatchDialog(lambda: self.predictor, threshold=self.settings.threshold, parent=self)
             self.batch_dialog.openImage.connect(lambda path: self.open_paths([path]))
+            self.batch_dialog.openMask.connect(self.open_batch_mask)
             if self.settings.last_folder:
                 self.batch_dialog.set_inputs([Path(self.settings.last_folder)])
         self.batch_dialog.show()
         self.batch_dialog.raise_()
         return self.batch_dialog
 
+    def show_preferences(self) -> PreferencesDialog:
+        """Edit > Preferences: OK applies and saves them at once."""
+        dialog = PreferencesDialog(self.settings, self)
+        dialog.accepted.connect(lambda: self.apply_preferences(dialog.values()))
+        return self._show(dialog)
+
+    def apply_preferences(self, values: dict) -> None:
+        """Apply preference values (keys of ``PREFERENCE_KEYS``): the overlay and brush at once, the threshold to the
+        open image unless its mask was edited, a new device or CPU engine by loading the model again."""
+        reload = (values["device"], values["backend"]) != (self.settings.device, self.settings.backend)
+        self.remember(**values)
+        self.save_settings()
+        s = self.settings
+        style = OverlayStyle(hex_to_colour(s.overlay_colour), s.overlay_opacity, s.show_fill, s.show_boundary)
+        self.overlay_panel.set_style(style)
+        self._style_changed(style, save=False)
+        self.canvas.set_brush_radius(s.brush_screen_radius)
+        self.document.set_threshold(s.threshold)
+        self.overlay_panel.set_threshold(self.document.threshold)
+        if self.batch_dialog is not None and not self.batch_dialog.running:
+            self.batch_dialog.threshold.setValue(s.threshold)
+        if reload:  # the same weights file as now (it may have come from --weights), on the new device / engine
+            current = self.predictor.weights_path if self.predictor is not None else None
+            self.load_model(current, s.device)
+
     def show_shortcuts(self) -> ShortcutsDialog:
-        return self._show(ShortcutsDialog(self))
+        return self._show(ShortcutsDialog(self.named_actions, self))
 
     def show_about(self) -> AboutDialog:
         predictor = self.predictor

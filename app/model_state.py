@@ -49,7 +49,8 @@ class ModelController(QObject):
         window.status.set_model("", "", "")
         window.weights_banner.hide()
         path = self.weights_path(weights)
-        self.runner.start(load_predictor_task, path, device or window.settings.device, pinned_sha256(path))
+        device = device or window.settings.device
+        self.runner.start(load_predictor_task, path, device, pinned_sha256(path), window.settings.backend)
 
     def choose(self) -> None:
         """File > Choose weights…: pick a file, remember it, load it."""

@@ -94,7 +94,9 @@ class AutosaveController(QObject):
         state = self.store.load(document.path, document.image.shape[:2])
         if state is None:
             return None
-        document.restore(state.mask, edited=state.edited, threshold=state.threshold, cleanup=state.cleanup)
+        document.restore(
+            state.mask, edited=state.edited, threshold=state.threshold, cleanup=state.cleanup, edited_at=state.edited_at
+        )
         if state.mm_per_pixel is not None:
             document.set_calibration(state.mm_per_pixel)
         return state
@@ -124,4 +126,5 @@ class AutosaveController(QObject):
             cleanup=tuple(document.cleanup),
             mm_per_pixel=document.mm_per_pixel,
             model_sha256=segmentation.model_sha256 if segmentation else self.model_sha256,
+            edited_at=document.edited_at,
         )

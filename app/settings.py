@@ -18,11 +18,21 @@ from pathlib import Path
 
 from segmentation.imageio import OutputWriteError, atomic_write_bytes
 
-__all__ = ["SETTINGS_NAME", "Settings", "app_data_dir", "default_settings_path", "load_settings", "save_settings"]
+__all__ = [
+    "PREFERENCE_KEYS",
+    "SETTINGS_NAME",
+    "Settings",
+    "app_data_dir",
+    "default_settings_path",
+    "load_settings",
+    "save_settings",
+]
 
 SETTINGS_NAME = "settings.json"
 _HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
-_MAX_BRUSH_RADIUS = 1000
+_MAX_BRUSH_RADIUS = 500
+MAX_EXPORT_FOLDERS = 200  # remembered image folder -> export folder pairs (the oldest are forgotten first)
+BACKENDS = ("auto", "torch", "onnxruntime")
 
 
 @dataclass
@@ -36,9 +46,19 @@ class Settings:
     threshold: float = 0.5
     mm_per_pixel: float | None = None
     last_folder: str = ""
-    brush_radius: int = 12
+    brush_screen_radius: int = 12  # screen pixels: the brush looks the same at any zoom and on any image
     device: str = "auto"
+    backend: str = "auto"  # CPU inference: auto (the faster), torch or onnxruntime; $LESIONLENS_BACKEND wins
     weights: str = ""
+    export_folders: dict[str, str] = dataclasses.field(default_factory=dict)  # image folder -> its export folder
+
+
+#: What Edit > Preferences offers and "Reset to defaults" resets; the rest (last folder, weights, calibration,
+#: export folders) is what the clinician chose for files, not a preference.
+PREFERENCE_KEYS = (
+    "overlay_colour", "overlay_opacity", "show_fill", "show_boundary", "threshold", "brush_screen_radius", "device",
+    "backend",
+)  # fmt: skip
 
 
 def app_data_dir() -> Path:
@@ -76,8 +96,12 @@ def _valid(name: str, value: object) -> bool:
         return isinstance(value, bool)
     if name == "mm_per_pixel":
         return value is None or (_is_real(value) and value > 0)
-    if name == "brush_radius":
+    if name == "brush_screen_radius":
         return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= _MAX_BRUSH_RADIUS
+    if name == "backend":
+        return value in BACKENDS
+    if name == "export_folders":
+        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
     return isinstance(value, str)  # last_folder, device, weights
 
 

@@ -176,16 +176,23 @@ def load_image_task(context: TaskContext, path: Path, max_megapixels: float = 12
 
 
 def load_predictor_task(
-    context: TaskContext, weights: Path, device: str, expected_sha256: str | None = None
+    context: TaskContext,
+    weights: Path,
+    device: str,
+    expected_sha256: str | None = None,
+    backend: str | None = None,
 ) -> tuple[Predictor, str]:
     """Load the model (refused unless its tensors hash to ``expected_sha256``, when given); a device that is not
-    available falls back to the CPU with a note instead of failing."""
+    available falls back to the CPU with a note instead of failing. ``backend`` None or "auto": the faster one
+    (``$LESIONLENS_BACKEND`` may choose)."""
+    backend = None if backend in (None, "auto") else backend
     try:
-        return Predictor(weights, device, expected_sha256=expected_sha256), ""
+        return Predictor(weights, device, expected_sha256=expected_sha256, backend=backend), ""
     except (RuntimeError, ValueError) as error:  # the device (e.g. --device cuda on a laptop), not the weights
         if device in ("auto", "cpu"):
             raise
-        return Predictor(weights, "cpu", expected_sha256=expected_sha256), f"{error}; using the CPU instead"
+        predictor = Predictor(weights, "cpu", expected_sha256=expected_sha256, backend=backend)
+        return predictor, f"{error}; using the CPU instead"
 
 
 def segment_task(

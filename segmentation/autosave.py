@@ -34,7 +34,9 @@ _KEY_LENGTH = 24  # hex digits of SHA-256: 96 bits, no collisions in any realist
 
 @dataclass
 class SavedState:
-    """What is saved for one image; ``saved_at`` (UTC ISO time) is filled in by ``save`` when left empty."""
+    """What is saved for one image; ``saved_at`` (UTC ISO time) is filled in by ``save`` when left empty.
+    ``edited_at`` is when the clinician last changed the mask (saving again later does not change it); "" when
+    unknown (a state saved before it was recorded)."""
 
     mask: np.ndarray
     threshold: float
@@ -43,6 +45,7 @@ class SavedState:
     mm_per_pixel: float | None
     model_sha256: str
     saved_at: str = ""
+    edited_at: str = ""
 
 
 def autosave_key(image_path: Path) -> str:
@@ -108,6 +111,7 @@ class AutosaveStore:
             "mm_per_pixel": None if state.mm_per_pixel is None else float(state.mm_per_pixel),
             "model_sha256": str(state.model_sha256),
             "saved_at": state.saved_at or datetime.now(UTC).isoformat(timespec="seconds"),
+            "edited_at": str(state.edited_at),
         }
         data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
         png, meta, prev = self._paths(image_path)
@@ -173,6 +177,7 @@ class AutosaveStore:
             mm_per_pixel=document["mm_per_pixel"],
             model_sha256=document["model_sha256"],
             saved_at=document["saved_at"],
+            edited_at=document["edited_at"] if isinstance(document.get("edited_at"), str) else "",
         )
 
     @staticmethod

@@ -37,7 +37,7 @@ def test_round_trip(tmp_path: Path) -> None:
         threshold=0.3,
         mm_per_pixel=0.0125,
         last_folder="/data/clinic/2025-01 Ünïcode",
-        brush_radius=40,
+        brush_screen_radius=40,
         device="cpu",
         weights="/models/lesion.safetensors",
     )
@@ -49,9 +49,9 @@ def test_round_trip(tmp_path: Path) -> None:
 
 def test_default_path_is_in_lesionlens_home(_isolated_home: Path) -> None:
     assert app_data_dir() == _isolated_home
-    save_settings(Settings(brush_radius=7))
+    save_settings(Settings(brush_screen_radius=7))
     assert (_isolated_home / "settings.json").is_file()
-    assert load_settings().brush_radius == 7
+    assert load_settings().brush_screen_radius == 7
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ def test_partly_invalid_file_keeps_the_valid_keys(tmp_path: Path) -> None:
         "threshold": 1,  # an int is a valid number
         "mm_per_pixel": -1.0,  # must be > 0
         "last_folder": "/data",  # valid
-        "brush_radius": 12.5,  # not an int
+        "brush_screen_radius": 12.5,  # not an int
         "device": None,  # wrong type
         "weights": "w.safetensors",  # valid
         "window_geometry": "from a newer version",  # unknown: ignored
@@ -122,3 +122,14 @@ def test_settings_module_does_not_import_qt() -> None:
     probe = "import sys, app.settings; assert not any(m.startswith('PySide6') for m in sys.modules)"
     completed = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr[-2000:]
+
+
+def test_export_folders_and_backend_are_validated(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"export_folders": {"/images": "/exports"}, "backend": "torch"}))
+    assert load_settings(path).export_folders == {"/images": "/exports"}
+    assert load_settings(path).backend == "torch"
+    path.write_text(json.dumps({"export_folders": {"/images": 3}, "backend": "gpu", "brush_radius": 300}))
+    loaded = load_settings(path)  # an old image-pixel "brush_radius" is not taken as screen pixels
+    assert loaded.export_folders == {} and loaded.backend == "auto" and loaded.brush_screen_radius == 12
+    assert Settings().export_folders is not Settings().export_folders  # no shared mutable default

@@ -16,7 +16,6 @@ from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 
-from app.actions import ShortcutsDialog
 from app.canvas import LesionCanvas, Tool
 from app.main_window import MainWindow
 from segmentation.assist import box_crop
@@ -158,9 +157,8 @@ def test_esc_cancels_the_box(assisted: MainWindow, qtbot) -> None:
     assert document.undo_stack.count() == 0
 
 
-def test_tools_are_listed_in_f1(qtbot) -> None:
-    dialog = ShortcutsDialog()
-    qtbot.addWidget(dialog)
+def test_tools_are_listed_in_f1(window: MainWindow) -> None:
+    dialog = window.show_shortcuts()
     rows = {dialog.table.item(r, 0).text(): dialog.table.item(r, 1).text() for r in range(dialog.table.rowCount())}
     assert rows["Assist: click adds what the model almost found (Shift+click removes)"] == "A"
     assert rows["Box: drag a box, the model segments it again"] == "R"

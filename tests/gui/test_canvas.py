@@ -151,7 +151,7 @@ def test_brush_size_keys_and_cursor_circle(canvas: LesionCanvas) -> None:
     QTest.keyClick(canvas, Qt.Key.Key_BracketLeft)
     QTest.keyClick(canvas, Qt.Key.Key_BracketLeft)
     assert canvas.brush_radius < 10
-    assert canvas.cursor_item.rect().width() == pytest.approx(2 * canvas.brush_radius + 1)
+    assert canvas.cursor_item.rect().width() == pytest.approx(2 * canvas.brush_image_radius + 1)
     canvas.set_brush_radius(10_000)
     assert canvas.brush_radius == 500
     canvas.set_brush_radius(0)

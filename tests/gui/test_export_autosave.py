@@ -88,7 +88,7 @@ def test_autosave_restores_edits_in_a_new_window(make_window, image_folder, open
         second.open_paths([path])
     assert second.document.edited
     np.testing.assert_array_equal(second.document.mask, edited)  # the model's result did not override the edits
-    assert "Restored your edits from" in second.status.currentMessage()
+    assert "Restored your edits from" in second.restore_banner.text()
     assert not second.overlay_panel.threshold_slider.isEnabled()
 
 

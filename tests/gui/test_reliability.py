@@ -271,7 +271,7 @@ def test_app_killed_while_editing_restores_the_last_completed_stroke(
         window.open_paths([image])
     np.testing.assert_array_equal(window.document.mask, after_second_stroke)
     assert window.document.edited
-    assert "Restored your edits from" in window.status.currentMessage()
+    assert "Restored your edits from" in window.restore_banner.text()
 
 
 # ------------------------------------------------------------------------------------------------ network
