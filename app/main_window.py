@@ -9,6 +9,7 @@ image: load (thread) -> restore autosaved edits -> segment (thread) -> measure (
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +34,7 @@ from app.persistence import AutosaveController, saved_time, window_settings
 from app.settings import Settings, app_data_dir, load_settings, save_settings
 from app.startup import install_excepthook, parse_args, setup_logging
 from app.workers import TaskRunner, analyse_task, load_image_task, new_pool, segment_task
-from segmentation.export import OverlayStyle, export_paths
+from segmentation.export import OverlayStyle, exported_images
 from segmentation.imageio import SUPPORTED_EXTENSIONS, OutputWriteError
 from segmentation.inference import Predictor
 from segmentation.postprocess import CLEANUP_STEPS
@@ -46,6 +47,17 @@ KEY_EVENTS = (QEvent.Type.KeyPress, QEvent.Type.KeyRelease)
 DROP_EVENTS = (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop)
 TOOLS = {"tool_navigate": Tool.NAVIGATE, "tool_brush": Tool.BRUSH, "tool_eraser": Tool.ERASER,
          "tool_vertices": Tool.VERTICES, "tool_calibrate": Tool.CALIBRATE}  # fmt: skip
+
+
+def export_folders() -> list[str]:
+    """Every folder this user exported into (most recent last): where the folder list looks for exports."""
+    value = window_settings().value("export_folders", [])
+    return [value] if isinstance(value, str) else [str(v) for v in value or []]
+
+
+def remember_export_folder(folder: str) -> None:
+    folders = [f for f in export_folders() if f != folder] + [folder]
+    window_settings().setValue("export_folders", folders[-50:])
 
 
 class MainWindow(QMainWindow):
@@ -214,7 +226,8 @@ class MainWindow(QMainWindow):
             return
         listed = self.folder_panel.paths()
         if len(images) > 1 or any(Path(p).is_dir() for p in paths):
-            self.folder_panel.set_paths(images, {p: self._initial_state(p) for p in images})
+            exported = {image for folder in export_folders() for image in exported_images(folder)}
+            self.folder_panel.set_paths(images, {p: self._initial_state(p, exported) for p in images})
             self.folder_panel.show()
         elif images[0] not in listed:  # one file from elsewhere: the list would be misleading
             self.folder_panel.set_paths([])
@@ -276,9 +289,9 @@ class MainWindow(QMainWindow):
         if folder:
             self.open_paths([Path(folder)])
 
-    def _initial_state(self, path: Path) -> str:
-        folder = self.exporter.last_folder
-        if folder and export_paths(path, Path(folder), ("mask",))["mask"].exists():
+    def _initial_state(self, path: Path, exported: set[Path]) -> str:
+        """ "exported" when an export folder's own ownership record lists an intact exported mask of this image."""
+        if Path(os.path.abspath(path)) in exported:
             return EXPORTED
         return EDITED if self.autosave.has(path) else NOT_SEGMENTED
 
@@ -389,6 +402,7 @@ class MainWindow(QMainWindow):
 
     def _exported(self, path: Path, written: dict) -> None:
         window_settings().setValue("export_folder", self.exporter.last_folder)
+        remember_export_folder(self.exporter.last_folder)
         self.folder_panel.set_state(path, EXPORTED)
         self.status.say(f"Exported {len(written)} files to {self.exporter.last_folder}.")
 
