@@ -28,7 +28,7 @@ from segmentation.batch import (
 )
 from segmentation.bundled_model import pinned_sha256
 from segmentation.folderlock import FolderLockedError, output_folder_lock
-from segmentation.imageio import OutputWriteError
+from segmentation.imageio import OutputWriteError, write_reason
 from segmentation.inference import DEVICE_CHOICES, Predictor
 from segmentation.resources import WEIGHTS_ENV, default_weights_path
 from segmentation.weights import WeightsError
@@ -146,7 +146,7 @@ def _main(argv: list[str] | None) -> int:
     except FolderLockedError as error:
         return _fail(str(error))
     except OSError as error:
-        return _fail(f"cannot lock the output folder {args.out}: {error.strerror or error}")
+        return _fail(f"cannot write into the output folder {args.out}: {write_reason(error)}")
 
 
 def _run(args: argparse.Namespace, predictor: Predictor, items: list, problems: list) -> int:
