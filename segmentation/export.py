@@ -210,13 +210,18 @@ def _swap_in(temps: dict[Path, Path]) -> None:
             os.replace(temp, target)
             placed.append(target)
     except OSError as error:
-        for target in placed:
-            with contextlib.suppress(OSError):
-                target.unlink()
+        failed = target
         for target, backup in backups.items():
             with contextlib.suppress(OSError):
-                os.replace(backup, target)
-        raise OutputWriteError(target, write_reason(error)) from error
+                if target in placed or not os.path.lexists(target):
+                    os.replace(backup, target)  # the earlier file back in place
+                else:
+                    backup.unlink()  # a link to the earlier file, which never left
+        for target in placed:
+            if target not in backups:
+                with contextlib.suppress(OSError):
+                    target.unlink()
+        raise OutputWriteError(failed, write_reason(error)) from error
     for backup in backups.values():
         with contextlib.suppress(OSError):
             backup.unlink()
