@@ -290,7 +290,7 @@ class MainWindow(QMainWindow):
             self.open_paths([Path(folder)])
 
     def _initial_state(self, path: Path, exported: set[Path]) -> str:
-        """ "exported" when an export folder's own ownership record lists an intact exported mask of this image."""
+        """Exported when an export folder's own ownership record lists an intact exported mask of this image."""
         if Path(os.path.abspath(path)) in exported:
             return EXPORTED
         return EDITED if self.autosave.has(path) else NOT_SEGMENTED
