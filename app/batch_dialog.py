@@ -276,7 +276,9 @@ class BatchDialog(QDialog):
             problem = "Choose an output folder."
         else:
             try:
-                check_output_folder(inputs, Path(out_text), allow_input_folder=False)
+                check_output_folder(
+                    inputs, Path(out_text), allow_input_folder=False, recursive=self.recursive.isChecked()
+                )
             except BatchInputError as error:
                 problem = str(error)
         if problem:
