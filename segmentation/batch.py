@@ -412,7 +412,7 @@ class BatchSegmenter:
             return encode_image(path, render_overlay(image, segmentation.mask, BATCH_OVERLAY), quality=90)
         if kind == "probability":  # 0-255 = probability 0-1, at the image's size
             return encode_grey(np.clip(np.rint(segmentation.probability * 255.0), 0, 255).astype(np.uint8))
-        document = mask_to_geojson(segmentation.mask, {"image": item.source.name, **self.provenance()})
+        document = mask_to_geojson(segmentation.mask, properties={"image": item.source.name, **self.provenance()})
         return (json.dumps(document, ensure_ascii=False) + "\n").encode("utf-8")
 
     @staticmethod

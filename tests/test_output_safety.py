@@ -393,7 +393,7 @@ def test_geojson_has_holes_as_interior_rings_and_round_trips() -> None:
     mask[5:35, 5:45] = True
     mask[12:28, 15:35] = False  # a hole
     mask[18:22, 22:26] = True  # an island in the hole
-    document = mask_to_geojson(mask, {"model": "m"})
+    document = mask_to_geojson(mask, properties={"model": "m"})
     polygons = document["features"][0]["geometry"]["coordinates"]
     assert sorted(len(rings) for rings in polygons) == [1, 2]  # the island alone; the lesion with its hole
     assert all(ring[0] == ring[-1] for rings in polygons for ring in rings)
