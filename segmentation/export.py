@@ -204,7 +204,7 @@ def _swap_in(temps: dict[Path, Path]) -> None:
                 backup = target.with_name(f".{target.name[:100]}.{uuid.uuid4().hex[:12]}.bak")
                 try:
                     os.link(target, backup, follow_symlinks=False)  # the old file stays in place meanwhile
-                except OSError:
+                except (OSError, NotImplementedError):  # no hard links there (FAT, some shares; Windows options)
                     os.replace(target, backup)
                 backups[target] = backup
             os.replace(temp, target)
