@@ -51,6 +51,7 @@ from segmentation.batch import (
     check_output_folder,
     collect_inputs,
 )
+from segmentation.folderlock import output_folder_lock
 from segmentation.imageio import SUPPORTED_EXTENSIONS
 from segmentation.inference import Predictor
 
@@ -89,16 +90,17 @@ def run_batch(
     context.progress(("total", len(items) + len(problems)))
     out_dir.mkdir(parents=True, exist_ok=True)
     segmenter = BatchSegmenter(predictor, out_dir, threshold=threshold, overlay=overlay, resume=resume)
-    table = ResultsTable(out_dir / RESULTS_NAME, segmenter.provenance())
     counts = {"ok": 0, "skipped": 0, "error": 0}
-    results = segmenter.run(items, cancel=context.event, owned=table.written_files())
-    try:
-        for result in itertools.chain(problems, results):
-            counts[result.status] += 1
-            table.add(result)
-            context.progress(result)
-    finally:
-        table.save()
+    with output_folder_lock(out_dir):  # FolderLockedError: another run writes there (shown as the failure)
+        table = ResultsTable(out_dir / RESULTS_NAME, segmenter.provenance())
+        results = segmenter.run(items, cancel=context.event, finished=table.finished())
+        try:
+            for result in itertools.chain(problems, results):
+                counts[result.status] += 1
+                table.add(result)
+                context.progress(result)
+        finally:
+            table.save()
     done = sum(counts.values())
     return {**counts, "total": len(items) + len(problems), "cancelled": done < len(items) + len(problems)}
 
@@ -335,7 +337,9 @@ class BatchDialog(QDialog):
             problem = "Choose an output folder."
         else:
             try:
-                check_output_folder(inputs, Path(out_text), allow_input_folder=False)
+                check_output_folder(
+                    inputs, Path(out_text), allow_input_folder=False, recursive=self.recursive.isChecked()
+                )
             except BatchInputError as error:
                 problem = str(error)
         if problem:

@@ -9,6 +9,7 @@ image: load (thread) -> restore autosaved edits -> segment (thread) -> measure (
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -36,7 +37,7 @@ from app.settings import MAX_EXPORT_FOLDERS, Settings, app_data_dir, load_settin
 from app.startup import install_excepthook, parse_args, setup_logging
 from app.workers import TaskRunner, analyse_task, load_image_task, new_pool, segment_task
 from segmentation.autosave import SavedState
-from segmentation.export import OverlayStyle, export_paths
+from segmentation.export import OverlayStyle, exported_images
 from segmentation.imageio import SUPPORTED_EXTENSIONS, ImageReadError, OutputWriteError, read_mask
 from segmentation.inference import Predictor
 from segmentation.postprocess import CLEANUP_STEPS
@@ -51,6 +52,17 @@ TOOLS = {"tool_navigate": Tool.NAVIGATE, "tool_brush": Tool.BRUSH, "tool_eraser"
          "tool_vertices": Tool.VERTICES, "tool_assist": Tool.ASSIST, "tool_box": Tool.BOX,
          "tool_calibrate": Tool.CALIBRATE}  # fmt: skip
 ASSIST_TOOLS = (Tool.ASSIST, Tool.BOX)
+
+
+def export_folders() -> list[str]:
+    """Every folder this user exported into (most recent last): where the folder list looks for exports."""
+    value = window_settings().value("export_folders", [])
+    return [value] if isinstance(value, str) else [str(v) for v in value or []]
+
+
+def remember_export_folder(folder: str) -> None:
+    folders = [f for f in export_folders() if f != folder] + [folder]
+    window_settings().setValue("export_folders", folders[-50:])
 
 
 class MainWindow(QMainWindow):
@@ -233,7 +245,8 @@ class MainWindow(QMainWindow):
         if len(images) > 1 or any(Path(p).is_dir() for p in paths):
             if images != listed:
                 self.document.forget_histories()  # undo histories are kept while their folder is open
-            self.folder_panel.set_paths(images, {p: self._initial_state(p) for p in images})
+            exported = {image for folder in export_folders() for image in exported_images(folder)}
+            self.folder_panel.set_paths(images, {p: self._initial_state(p, exported) for p in images})
             self.folder_panel.show()
         elif images[0] not in listed:  # one file from elsewhere: the list would be misleading
             self.folder_panel.set_paths([])
@@ -360,9 +373,9 @@ class MainWindow(QMainWindow):
         if folder:
             self.open_paths([Path(folder)])
 
-    def _initial_state(self, path: Path) -> str:
-        folder = self.exporter.last_folder
-        if folder and export_paths(path, Path(folder), ("mask",))["mask"].exists():
+    def _initial_state(self, path: Path, exported: set[Path]) -> str:
+        """Exported when an export folder's own ownership record lists an intact exported mask of this image."""
+        if Path(os.path.abspath(path)) in exported:
             return EXPORTED
         return EDITED if self.autosave.has(path) else NOT_SEGMENTED
 
@@ -509,6 +522,7 @@ class MainWindow(QMainWindow):
     def _exported(self, path: Path, written: dict) -> None:
         out_dir = self.exporter.last_folder
         window_settings().setValue("export_folder", out_dir)
+        remember_export_folder(out_dir)  # every folder exported into: where the folder list finds exports
         folders = {k: v for k, v in self.settings.export_folders.items() if k != str(path.parent)}
         folders[str(path.parent)] = out_dir  # newest last; the oldest are forgotten first
         self.remember(export_folders=dict(list(folders.items())[-MAX_EXPORT_FOLDERS:]))

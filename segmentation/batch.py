@@ -7,15 +7,14 @@ image as it finishes, so a terminal shows a progress bar and the GUI a table, fr
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import itertools
+import json
 import logging
 import os
 import re
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,24 +22,32 @@ from pathlib import Path
 
 import numpy as np
 
+from segmentation import software_versions
 from segmentation.backends import sharing_the_cores
 from segmentation.export import OverlayStyle, render_overlay
+from segmentation.geojson import mask_to_geojson
 from segmentation.imageio import (
     ImageReadError,
     OutputWriteError,
     atomic_write_bytes,
+    encode_grey,
+    encode_image,
+    encode_mask,
     is_image_path,
     is_unsupported_image_path,
     read_image,
-    write_image,
-    write_mask,
+    write_reason,
 )
 from segmentation.inference import Predictor
 from segmentation.lesion import LesionSegmentation
 from segmentation.measurements import measure_lesion
+from segmentation.ownership import CHANGED, FOREIGN, OURS, OutputRecord, describe
+from segmentation.tables import csv_bytes, read_csv_rows
 
 MASK_SUFFIX = "_segmentation.png"
 OVERLAY_SUFFIX = "_overlay.jpg"
+PROBABILITY_SUFFIX = "_probability.png"
+GEOJSON_SUFFIX = "_boundary.geojson"
 RESULTS_NAME = "results.csv"
 _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}\.tmp$")  # atomic_write_bytes's temp files
 log = logging.getLogger("lesionlens.batch")
@@ -54,16 +61,23 @@ class BatchInputError(Exception):
 
 @dataclass(frozen=True)
 class BatchItem:
-    """One image to segment and where its outputs go (``relative`` mirrors subfolders with --recursive)."""
+    """One image to segment and where its outputs go (``relative`` mirrors subfolders with --recursive).
+
+    Outputs are named ``<stem><suffix>``; when two inputs would share a stem (``a.jpg`` beside ``a.png``) each
+    keeps its extension instead (``a.jpg_segmentation.png``, ``a.png_segmentation.png``): ``output_stem``."""
 
     source: Path
     relative: Path
+    output_stem: str = ""
+
+    def output_path(self, out_dir: Path, suffix: str) -> Path:
+        return out_dir / self.relative.parent / f"{self.output_stem or self.relative.stem}{suffix}"
 
     def mask_path(self, out_dir: Path) -> Path:
-        return out_dir / self.relative.parent / f"{self.relative.stem}{MASK_SUFFIX}"
+        return self.output_path(out_dir, MASK_SUFFIX)
 
     def overlay_path(self, out_dir: Path) -> Path:
-        return out_dir / self.relative.parent / f"{self.relative.stem}{OVERLAY_SUFFIX}"
+        return self.output_path(out_dir, OVERLAY_SUFFIX)
 
 
 @dataclass
@@ -80,30 +94,43 @@ class BatchResult:
         return self.status in {"ok", "skipped"}
 
 
+OUTPUT_SUFFIXES = (MASK_SUFFIX, OVERLAY_SUFFIX, PROBABILITY_SUFFIX, "_overlay.png")  # batch and GUI-export images
+
+
 def is_output_name(name: str) -> bool:
     """Files LesionLens itself writes: never taken as inputs, so a rerun does not segment its own masks."""
-    return name.endswith((MASK_SUFFIX, OVERLAY_SUFFIX, "_overlay.png"))  # batch and GUI-export overlays
+    return name.endswith(OUTPUT_SUFFIXES)
 
 
 def collect_inputs(
-    inputs: Iterable[str | os.PathLike], *, recursive: bool = False
+    inputs: Iterable[str | os.PathLike], *, recursive: bool = False, skipped: Counter | None = None
 ) -> tuple[list[BatchItem], list[BatchResult]]:
     """Expand files and folders into batch items; inputs that do not exist and folders that cannot be listed come
     back as error results.
 
     Folders are walked without following symbolic links to folders, so a symlink loop cannot trap the walk. Broken
     or looping links to files and formats we refuse (DICOM, GIF, HEIC...) are items too: each then gets its own
-    error ("no such file", "DICOM files are not supported yet...") instead of being skipped in silence.
+    error ("no such file", "DICOM files are not supported yet...") instead of being skipped in silence. Images left
+    out on purpose are counted in ``skipped``: ``"output_names"`` (named like LesionLens's outputs) and, without
+    ``recursive``, ``"in_subfolders"``.
     """
     items: list[BatchItem] = []
     problems: list[BatchResult] = []
     seen: set[Path] = set()
+    skipped = Counter() if skipped is None else skipped
 
     def add(path: Path, relative: Path) -> None:
         key = path.resolve() if path.exists() else path
         if key not in seen:
             seen.add(key)
             items.append(BatchItem(path, relative))
+
+    def consider(file: Path, relative: Path) -> None:
+        if is_image_path(file) or is_unsupported_image_path(file):
+            if is_output_name(file.name):
+                skipped["output_names"] += 1
+            else:
+                add(file, relative)
 
     def unlistable(error: OSError) -> None:
         folder = Path(error.filename or "")
@@ -119,8 +146,7 @@ def collect_inputs(
                     subfolders.sort()
                     for name in sorted(files):
                         file = Path(folder) / name
-                        if _wanted(file):
-                            add(file, file.relative_to(path))
+                        consider(file, file.relative_to(path))
             else:
                 try:
                     listing = sorted(path.iterdir())
@@ -128,22 +154,59 @@ def collect_inputs(
                     unlistable(error)
                     continue
                 for file in listing:
-                    if (file.is_file() or file.is_symlink()) and _wanted(file):
-                        add(file, Path(file.name))
-        elif path.is_file() or path.is_symlink():
+                    if file.is_dir() and not file.is_symlink():
+                        skipped["in_subfolders"] += _count_images(file)
+                    elif not file.is_dir():
+                        consider(file, Path(file.name))
+        elif path.exists() or path.is_symlink():  # a device or pipe too: read_image says what it is
             add(path, Path(path.name))
         else:
             item = BatchItem(path, Path(path.name))
             problems.append(BatchResult(item, "error", error=f"{path}: no such file or folder"))
-    return items, problems
+    return _name_apart(items), problems
 
 
-def _wanted(file: Path) -> bool:
-    return (is_image_path(file) or is_unsupported_image_path(file)) and not is_output_name(file.name)
+def _count_images(folder: Path) -> int:
+    """Images below ``folder`` (what --recursive would add), walked without following folder links."""
+    return sum(
+        1
+        for _, _, files in os.walk(folder, followlinks=False)
+        for name in files
+        if (is_image_path(name) or is_unsupported_image_path(name)) and not is_output_name(name)
+    )
 
 
-def check_output_folder(inputs: Iterable[str | os.PathLike], out_dir: Path, *, allow_input_folder: bool) -> None:
-    """Refuse to write into an input folder unless asked, so masks never mix with the clinician's images."""
+def _name_apart(items: list[BatchItem]) -> list[BatchItem]:
+    """Inputs that would share output names (``a.jpg`` beside ``a.png``) keep their extension in them."""
+    names: dict[tuple[Path, str], set[str]] = {}
+    for item in items:
+        names.setdefault((item.relative.parent, item.relative.stem), set()).add(item.relative.name)
+    return [
+        BatchItem(item.source, item.relative, item.relative.name)
+        if len(names[(item.relative.parent, item.relative.stem)]) > 1
+        else item  # the same name twice (two folders, no --recursive) stays a collision, reported as such
+        for item in items
+    ]
+
+
+def skipped_note(skipped: Counter) -> str:
+    """Why images were left out, for the user ("" if none were)."""
+    notes = []
+    if n := skipped.get("in_subfolders", 0):
+        notes.append(f"{n} image(s) in subfolders skipped (add --recursive to include them)")
+    if n := skipped.get("output_names", 0):
+        notes.append(
+            f"{n} file(s) named like LesionLens's own outputs (*{MASK_SUFFIX}, *{OVERLAY_SUFFIX}, "
+            f"*{PROBABILITY_SUFFIX}, *_overlay.png) skipped; rename them to segment them"
+        )
+    return "; ".join(notes)
+
+
+def check_output_folder(
+    inputs: Iterable[str | os.PathLike], out_dir: Path, *, allow_input_folder: bool, recursive: bool = False
+) -> None:
+    """Refuse to write into an input folder (or, with ``recursive``, anywhere below one) unless asked, so masks never
+    mix with the clinician's images and a later walk never meets them."""
     if allow_input_folder:
         return
     out = out_dir.resolve()
@@ -154,6 +217,11 @@ def check_output_folder(inputs: Iterable[str | os.PathLike], out_dir: Path, *, a
             raise BatchInputError(
                 f"the output folder {out_dir} is the input folder {path}; choose another --out (or pass "
                 "--allow-input-folder to write masks beside the images)"
+            )
+        if recursive and path.is_dir() and out.is_relative_to(folder):
+            raise BatchInputError(
+                f"the output folder {out_dir} is inside the input folder {path}, which --recursive walks; choose "
+                "an --out outside it (or pass --allow-input-folder)"
             )
 
 
@@ -171,6 +239,8 @@ class BatchSegmenter:
         measure: bool = True,
         mm_per_pixel: float | None = None,
         max_megapixels: float = 120.0,
+        probability: bool = False,
+        geojson: bool = False,
     ) -> None:
         self.predictor = predictor
         self.out_dir = Path(out_dir)
@@ -180,58 +250,70 @@ class BatchSegmenter:
         self.measure = measure
         self.mm_per_pixel = mm_per_pixel
         self.max_megapixels = max_megapixels
+        self.probability = probability
+        self.geojson = geojson
+        self.record = OutputRecord(self.out_dir)
 
     def provenance(self) -> dict[str, str | float]:
+        info = self.predictor.info
         return {
-            "model": self.predictor.info.name,
-            "model_sha256": self.predictor.info.sha256,
+            "model": info.name,
+            "model_sha256": info.sha256,
+            "model_created": info.created,
             "threshold": self.threshold,
             "mm_per_pixel": self.mm_per_pixel or "",
+            **software_versions(),
         }
 
+    def targets(self, item: BatchItem) -> dict[str, Path]:
+        """kind -> where this run writes it; the mask comes last (written last: a mask on disk means done)."""
+        wanted = {"overlay": self.overlay, "probability": self.probability, "geojson": self.geojson}
+        suffixes = {"overlay": OVERLAY_SUFFIX, "probability": PROBABILITY_SUFFIX, "geojson": GEOJSON_SUFFIX}
+        paths = {kind: item.output_path(self.out_dir, suffixes[kind]) for kind, on in wanted.items() if on}
+        return {**paths, "mask": item.mask_path(self.out_dir)}
+
     def run(
-        self, items: list[BatchItem], *, cancel: threading.Event | None = None, owned: Iterable[Path] = ()
+        self, items: list[BatchItem], *, cancel: threading.Event | None = None, finished: Iterable[Path] = ()
     ) -> Iterator[BatchResult]:
         """Yield one result per item.
 
-        An existing file at an output path is overwritten only if LesionLens wrote it (``owned``: the outputs an
-        earlier run recorded in results.csv). Inputs and anything else the user made are never written over.
+        An existing file at an output path is overwritten only if the folder's ownership record proves LesionLens
+        wrote exactly those bytes (segmentation.ownership); inputs, anything else the user made and anything
+        changed since are never written over. With ``resume``, an image is already done when all its outputs are
+        LesionLens's own and intact and ``finished`` (the absolute paths of the images results.csv has an "ok" row
+        for) lists it; otherwise it is segmented again, so the table ends complete.
         """
         cancel = cancel or threading.Event()
         started = time.time()
-        owned_paths = {p.resolve() for p in owned}
+        done = {Path(p) for p in finished}
         inputs = {item.source.resolve() for item in items if item.source.exists()}
         planned: dict[Path, BatchItem] = {}
         todo: list[BatchItem] = []
         for item in items:
-            target = item.mask_path(self.out_dir)
-            targets = [target, item.overlay_path(self.out_dir)] if self.overlay else [target]
-            clash = next((t for t in targets if t in planned), None)
+            targets = list(self.targets(item).values())
+            try:
+                clash = next((t for t in targets if t in planned), None)
+                overwrites_input = any(t.resolve() in inputs for t in targets)
+                states = {t: self.record.state(t) for t in targets}
+            except OSError as error:  # e.g. a 250-byte name: its output name is over the file system's limit
+                reason = write_reason(error)
+                yield BatchResult(item, "error", error=f"{item.source}: cannot write its outputs ({reason})")
+                continue
             if clash is not None:
                 error = (
                     f"{item.source}: its output name {clash.name} collides with {planned[clash].source}; "
                     "use --recursive or separate output folders"
                 )
                 yield BatchResult(item, "error", error=error)
-            elif any(t.resolve() in inputs for t in targets):
+            elif overwrites_input:
                 yield BatchResult(item, "error", error=f"{item.source}: its outputs would overwrite an input")
-            elif foreign := next(
-                (
-                    t
-                    for t in targets
-                    if t.exists() and t.resolve() not in owned_paths and not (self.resume and t == target)
-                ),
-                None,
-            ):
-                error = (
-                    f"{item.source}: {foreign} already exists and was not written by LesionLens; "
-                    "move it or choose another --out"
-                )
-                yield BatchResult(item, "error", error=error)
+            elif bad := next((t for t, state in states.items() if state in (FOREIGN, CHANGED)), None):
+                yield BatchResult(item, "error", error=f"{item.source}: {describe(bad, states[bad])}")
             else:
                 planned.update(dict.fromkeys(targets, item))
-                if self.resume and target.exists():
-                    yield BatchResult(item, "skipped", mask_path=target)
+                ours = all(state == OURS for state in states.values())
+                if self.resume and ours and item.source.absolute() in done:
+                    yield BatchResult(item, "skipped", mask_path=targets[-1])
                 else:
                     todo.append(item)
         folders = {self.out_dir} | {item.mask_path(self.out_dir).parent for item in todo}
@@ -292,20 +374,20 @@ class BatchSegmenter:
         return item, image, segmentation, started
 
     def _finish(self, inferred: Future) -> BatchResult | None:
-        """The finisher's stage: overlay, mask (written last: a mask on disk means the image is done), row."""
+        """The finisher's stage: row, then the other outputs, then the mask (last: a mask on disk means done)."""
         work = inferred.result()
         if work is None or isinstance(work, BatchResult):
             return work
         item, image, segmentation, started = work
-        mask_path = item.mask_path(self.out_dir)
+        targets = self.targets(item)
+        mask_path = targets["mask"]
         try:
-            mask_path.parent.mkdir(parents=True, exist_ok=True)
-            if self.overlay:
-                write_image(
-                    item.overlay_path(self.out_dir), render_overlay(image, segmentation.mask, BATCH_OVERLAY), quality=90
-                )
-            write_mask(mask_path, segmentation.mask)
             row = self._row(segmentation, image)
+            mask_path.parent.mkdir(parents=True, exist_ok=True)
+            for kind, path in targets.items():
+                self.record.write(
+                    path, self._encode(kind, path, item, image, segmentation), kind=kind, source=item.source
+                )
         except OutputWriteError as error:
             return BatchResult(item, "error", error=str(error), seconds=time.perf_counter() - started)
         except OSError as error:
@@ -317,9 +399,21 @@ class BatchSegmenter:
             )
         except MemoryError:
             return self._memory_error(item, started)
-        if self.overlay:
-            row["overlay"] = str(item.overlay_path(self.out_dir))
+        row.update({kind: str(path.absolute()) for kind, path in targets.items() if kind != "mask"})
         return BatchResult(item, "ok", mask_path=mask_path, seconds=time.perf_counter() - started, row=row)
+
+    def _encode(
+        self, kind: str, path: Path, item: BatchItem, image: np.ndarray, segmentation: LesionSegmentation
+    ) -> bytes:
+        """The bytes of one output file."""
+        if kind == "mask":
+            return encode_mask(segmentation.mask)
+        if kind == "overlay":
+            return encode_image(path, render_overlay(image, segmentation.mask, BATCH_OVERLAY), quality=90)
+        if kind == "probability":  # 0-255 = probability 0-1, at the image's size
+            return encode_grey(np.clip(np.rint(segmentation.probability * 255.0), 0, 255).astype(np.uint8))
+        document = mask_to_geojson(segmentation.mask, properties={"image": item.source.name, **self.provenance()})
+        return (json.dumps(document, ensure_ascii=False) + "\n").encode("utf-8")
 
     @staticmethod
     def _memory_error(item: BatchItem, started: float) -> BatchResult:
@@ -367,12 +461,23 @@ def _timed_read(item: BatchItem, max_megapixels: float) -> tuple[BatchItem, np.n
 class ResultsTable:
     """``results.csv``: one row per image with status, flags, measurements, time and provenance.
 
-    Rows from earlier runs into the same folder are kept (the newest row for a file wins); the file is rewritten
-    atomically at most once a second and at the end, so a killed batch leaves a complete table of what finished.
+    Rows from earlier runs into the same folder are kept (the newest row for a file wins; files are named by their
+    absolute path); the file is rewritten atomically at most once a second and at the end, so a killed batch leaves
+    a complete table of what finished. Cells that a spreadsheet would run as formulas are neutralised
+    (segmentation.tables).
     """
 
     LEADING = ("file", "status", "error", "mask", "seconds")
-    TRAILING = ("model", "model_sha256", "threshold", "mm_per_pixel")
+    TRAILING = (
+        "model",
+        "model_sha256",
+        "model_created",
+        "threshold",
+        "mm_per_pixel",
+        "lesionlens_version",
+        "pytorch_version",
+        "onnxruntime_version",
+    )
 
     def __init__(self, path: Path, provenance: dict) -> None:
         self.path = path
@@ -381,24 +486,24 @@ class ResultsTable:
         self._saved_at = 0.0
         if path.exists():
             try:
-                with path.open(newline="", encoding="utf-8") as handle:
-                    self.rows = {row["file"]: row for row in csv.DictReader(handle) if row.get("file")}
-            except (OSError, UnicodeDecodeError, csv.Error, KeyError):
-                self.rows = {}  # an unreadable table is rebuilt; its masks then count as not ours
+                rows = read_csv_rows(path.read_text(encoding="utf-8"))
+                self.rows = {row["file"]: row for row in rows if row.get("file")}
+            except (OSError, UnicodeDecodeError, ValueError):
+                self.rows = {}  # an unreadable table is rebuilt; its images are then segmented again
 
-    def written_files(self) -> set[Path]:
-        """Masks and overlays that earlier runs recorded as their own output."""
-        return {Path(row[key]) for row in self.rows.values() for key in ("mask", "overlay") if row.get(key)}
+    def finished(self) -> set[Path]:
+        """The images an earlier run finished (an "ok" row), as absolute paths."""
+        return {Path(key) for key, row in self.rows.items() if row.get("status") == "ok"}
 
     def add(self, result: BatchResult, *, save: bool = True) -> None:
-        key = str(result.item.source)
+        key = str(result.item.source.absolute())
         if result.status == "skipped" and key in self.rows:
             return
         self.rows[key] = {
             "file": key,
             "status": result.status,
             "error": result.error,
-            "mask": str(result.mask_path or ""),
+            "mask": str(result.mask_path.absolute()) if result.mask_path else "",
             "seconds": round(result.seconds, 3),
             **result.row,
             **self.provenance,
@@ -414,10 +519,6 @@ class ResultsTable:
         for row in self.rows.values():
             columns += [key for key in row if key not in columns and key not in self.TRAILING]
         columns += list(self.TRAILING)
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
-        writer.writeheader()
-        writer.writerows(self.rows.values())
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.path, buffer.getvalue().encode("utf-8"))
+        atomic_write_bytes(self.path, csv_bytes(self.rows.values(), columns))
         self._saved_at = time.monotonic()

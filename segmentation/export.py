@@ -1,10 +1,12 @@
 """Export of one image's lesion result: mask, overlay, boundary polygons and measurements (no Qt).
 
-An export is all-or-nothing: everything is computed before the first byte is written, every file is written
-atomically (``segmentation.imageio``), and if one write fails (a full disk, a lost share) the files this call
-already wrote are removed again, so a folder never holds half an export that looks complete. Earlier exports are
-never overwritten unless the caller says so, and the source image is never written: a clinician's original is
-evidence, an export is derived from it.
+An export is all-or-nothing: everything is computed and written to temp files beside the targets first (a full
+disk fails there, with every earlier file untouched); only then are the temp files renamed into place, the earlier
+export's files kept aside until all renames succeeded and put back if one fails. So a folder holds either the
+whole new export or the whole old one. Earlier exports are never overwritten unless the caller says so; files
+LesionLens did not write (the folder's ownership record, ``segmentation.ownership``, proves which it did) are never
+overwritten at all; the source image is never written: a clinician's original is evidence, an export is derived
+from it.
 
 Provenance (model, threshold, edits, calibration, app version, time, and the SHA-256 of the source file) goes into
 the boundary JSON and the measurements CSV, so an exported result can be traced to the exact image and model.
@@ -13,14 +15,12 @@ the boundary JSON and the measurements CSV, so an exported result can be traced 
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import hashlib
-import io
 import json
 import math
 import os
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,10 +28,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from segmentation import __version__
-from segmentation.imageio import OutputWriteError, atomic_write_bytes, mask_path_for, write_image, write_mask
+from segmentation import __version__, software_versions
+from segmentation.imageio import (
+    OutputWriteError,
+    encode_image,
+    encode_mask,
+    mask_path_for,
+    sync_folder,
+    write_reason,
+    write_temp_file,
+)
 from segmentation.measurements import LesionMeasurements, measure_lesion
+from segmentation.ownership import ABSENT, OURS, OutputRecord, describe, sha256_of
 from segmentation.polygon import mask_to_polygons
+from segmentation.tables import csv_bytes
 
 __all__ = [
     "BOUNDARY_TOLERANCE_PX",
@@ -145,18 +155,6 @@ def _is_same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _sha256_of_file(path: Path) -> str:
-    """SHA-256 of the file's bytes; "" when it cannot be read (moved or deleted since it was opened)."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    except OSError:
-        return ""
-    return digest.hexdigest()
-
-
 def _json_default(value: object) -> object:
     if isinstance(value, np.generic):
         return value.item()
@@ -193,11 +191,41 @@ def _boundary_json(name: str, mask: np.ndarray, provenance: dict) -> bytes:
 
 def _measurements_csv(name: str, columns: dict[str, object], provenance: dict) -> bytes:
     row = {"image": name, **columns, **provenance}
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(row))
-    writer.writeheader()
-    writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    return buffer.getvalue().encode("utf-8")
+    return csv_bytes([row], list(row))  # formula-like cells (a file named "=cmd|...") neutralised
+
+
+def _swap_in(temps: dict[Path, Path]) -> None:
+    """Rename each temp file onto its target; if one rename fails, put every earlier file back as it was."""
+    backups: dict[Path, Path] = {}
+    placed: list[Path] = []
+    try:
+        for target, temp in temps.items():
+            if target.exists() or target.is_symlink():
+                backup = target.with_name(f".{target.name[:100]}.{uuid.uuid4().hex[:12]}.bak")
+                try:
+                    os.link(target, backup, follow_symlinks=False)  # the old file stays in place meanwhile
+                except (OSError, NotImplementedError):  # no hard links there (FAT, some shares; Windows options)
+                    os.replace(target, backup)
+                backups[target] = backup
+            os.replace(temp, target)
+            placed.append(target)
+    except OSError as error:
+        failed = target
+        for target, backup in backups.items():
+            with contextlib.suppress(OSError):
+                if target in placed or not os.path.lexists(target):
+                    os.replace(backup, target)  # the earlier file back in place
+                else:
+                    backup.unlink()  # a link to the earlier file, which never left
+        for target in placed:
+            if target not in backups:
+                with contextlib.suppress(OSError):
+                    target.unlink()
+        raise OutputWriteError(failed, write_reason(error)) from error
+    for backup in backups.values():
+        with contextlib.suppress(OSError):
+            backup.unlink()
+    sync_folder(next(iter(temps)).parent)
 
 
 def export_lesion(
@@ -221,9 +249,12 @@ def export_lesion(
     ``source_image`` and ``source_sha256`` are added to it. An empty mask still exports (empty polygons, empty
     measurement values).
 
-    Raises ValueError (bad arguments, or a planned output that is the source image itself), ExportExistsError
-    (outputs already exist and ``overwrite`` is False; nothing is written) and OutputWriteError (a write failed;
-    the files this call had written are removed again, nothing else is touched).
+    Every file written is recorded in the folder's ownership record (``segmentation.ownership``, kinds
+    ``export:mask``...) before it is put in place.
+
+    Raises ValueError (bad arguments, a planned output that is the source image itself, or a file in the way that
+    LesionLens did not write), ExportExistsError (outputs of an earlier export exist and ``overwrite`` is False;
+    nothing is written) and OutputWriteError (a write failed; the folder is as it was before the call).
     """
     image_path, out_dir = Path(image_path), Path(out_dir)
     image, mask = _check_image_and_mask(image, mask)
@@ -231,47 +262,54 @@ def export_lesion(
     for path in paths.values():
         if _is_same_file(path, image_path):
             raise ValueError(f"refusing to export over the source image {image_path} (planned output {path})")
-    existing = [p for p in paths.values() if p.exists() or p.is_symlink()]
+    record = OutputRecord(out_dir)
+    states = {path: record.state(path) for path in paths.values()}
+    if foreign := next((path for path, state in states.items() if state not in (ABSENT, OURS)), None):
+        raise ValueError(describe(foreign, states[foreign]))
+    existing = [path for path, state in states.items() if state == OURS]
     if existing and not overwrite:
         raise ExportExistsError(existing)
 
-    record = {
+    provenance_record = {
         **provenance,
         "mm_per_pixel": mm_per_pixel,  # the value the measurements used, whatever the caller's dict said
         "app_version": app_version or __version__,
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source_image": image_path.name,
-        "source_sha256": _sha256_of_file(image_path),
+        "source_sha256": sha256_of(image_path),
+        **{key: value for key, value in software_versions().items() if key != "lesionlens_version"},
     }
     # Everything is computed first, so a bad input or a failing computation leaves no file behind.
-    writes: list[tuple[str, Callable[[Path], object]]] = []
+    contents: dict[str, bytes] = {}
     if "mask" in paths:
-        writes.append(("mask", lambda p: write_mask(p, mask)))
+        contents["mask"] = encode_mask(mask)
     if "overlay" in paths:
-        overlay = render_overlay(image, mask, style)
-        writes.append(("overlay", lambda p: write_image(p, overlay)))
+        contents["overlay"] = encode_image(paths["overlay"], render_overlay(image, mask, style))
     if "boundary" in paths:
-        boundary = _boundary_json(image_path.name, mask, record)
-        writes.append(("boundary", lambda p: atomic_write_bytes(p, boundary)))
+        contents["boundary"] = _boundary_json(image_path.name, mask, provenance_record)
     if "measurements" in paths:
         measured = measure_lesion(mask, image, mm_per_pixel=mm_per_pixel)
         columns = _measurement_columns(measured, "px" if mm_per_pixel is None else "mm")
-        table = _measurements_csv(image_path.name, columns, record)
-        writes.append(("measurements", lambda p: atomic_write_bytes(p, table)))
+        contents["measurements"] = _measurements_csv(image_path.name, columns, provenance_record)
 
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputWriteError(out_dir, e.strerror or str(e)) from e
-    written: dict[str, Path] = {}
+    temps: dict[Path, Path] = {}
     try:
-        for kind, write in writes:
-            write(paths[kind])
-            written[kind] = paths[kind]
-    except BaseException:
-        # No half export: take back what this call wrote (earlier versions it replaced are not restored).
-        for path in written.values():
+        for kind, data in contents.items():  # a full disk fails here, before any earlier file is touched
+            temps[paths[kind]] = write_temp_file(paths[kind], data)
+        for kind, data in contents.items():
+            record.claim(paths[kind], data, kind=f"export:{kind}", source=image_path)
+        _swap_in(temps)
+    finally:
+        for temp in temps.values():
             with contextlib.suppress(OSError):
-                path.unlink(missing_ok=True)
-        raise
-    return written
+                temp.unlink(missing_ok=True)  # only those not renamed into place are still there
+    return {kind: paths[kind] for kind in contents}
+
+
+def exported_images(folder: str | os.PathLike[str]) -> set[Path]:
+    """The source images whose exported mask in ``folder`` is still exactly what LesionLens wrote there."""
+    return OutputRecord(folder).sources("export:mask")

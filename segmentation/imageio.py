@@ -14,7 +14,9 @@ import errno
 import io
 import os
 import stat
+import threading
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +32,9 @@ SUPPORTED_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp
 #: "not supported" message (DICOM, HEIC, GIF...) instead of being skipped in silence.
 UNSUPPORTED_EXTENSIONS: frozenset[str] = frozenset({".dcm", ".dicom", ".gif", ".heic", ".heif", ".webp"})
 _EXPORT_HINT = "export the image as JPEG, PNG or TIFF"
+_CV_LOG_LOCK = threading.Lock()
+# Pillow warns (on stderr) about a TIFF's damaged EXIF block; the file is still read, or refused with our message.
+warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning, module="PIL.TiffImagePlugin")
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
 # Pillow's plugin classes are called directly (instead of Image.open) so that Pillow's own
 # decompression-bomb check, tuned to its global MAX_IMAGE_PIXELS, does not pre-empt ours.
@@ -215,11 +220,25 @@ def _pil_pixels(im: Image.Image) -> np.ndarray:
     return np.array(im.convert("RGB"))  # 1, P (incl. transparency), PA, CMYK, YCbCr, LAB...
 
 
+@contextmanager
+def _opencv_quiet() -> Iterator[None]:
+    """No OpenCV/libtiff log lines on stderr while decoding (a truncated TIFF strip prints four): a failure
+    becomes our ImageReadError, which says it plainly."""
+    with _CV_LOG_LOCK:
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        try:
+            yield
+        finally:
+            cv2.utils.logging.setLogLevel(level)
+
+
 def _cv2_pixels(fp: BinaryIO) -> np.ndarray | None:
     """Fallback decoder for TIFFs Pillow cannot handle (float RGB, some compressions); None if it fails."""
     fp.seek(0)
     try:
-        a = cv2.imdecode(np.frombuffer(fp.read(), np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+        with _opencv_quiet():
+            a = cv2.imdecode(np.frombuffer(fp.read(), np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
     except cv2.error:
         return None
     if a is None or a.size == 0:
@@ -332,13 +351,10 @@ _WRITE_REASONS = {
 }
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: readers see the old file or the complete new one.
-
-    The temp file is ``.<name>.<random>.tmp`` in the same folder (same file system, so os.replace is
-    atomic; hidden and not ``*.png`` so folder scans skip it). It is removed on any failure, and
-    OSErrors become OutputWriteError with a plain reason ("disk full", "permission denied", ...).
-    """
+def write_temp_file(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to a new temp file beside ``path`` (``.<name>.<random>.tmp``: same file system, hidden, not
+    ``*.png``), flushed to disk; returns the temp file's path. Nothing is left behind on failure; OSErrors become
+    OutputWriteError with a plain reason ("disk full", "permission denied", ...)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name[:100]}.{uuid.uuid4().hex[:12]}.tmp")
     try:
@@ -348,20 +364,48 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise OutputWriteError(path, write_reason(e)) from e
+        raise
+    return tmp
+
+
+def write_reason(error: OSError) -> str:
+    """A plain reason for a failed write: "disk full", "permission denied", "file name too long"..."""
+    return _WRITE_REASONS.get(error.errno or 0, error.strerror or str(error))
+
+
+def sync_folder(folder: Path) -> None:
+    """Persist renames in ``folder`` (POSIX only; best effort)."""
+    if hasattr(os, "O_DIRECTORY"):
+        with contextlib.suppress(OSError):
+            dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: readers see the old file or the complete new one.
+
+    The data goes to a temp file (see write_temp_file), then ``os.replace`` puts it in place. The temp file is
+    removed on any failure, and OSErrors become OutputWriteError with a plain reason.
+    """
+    path = Path(path)
+    tmp = write_temp_file(path, data)
+    try:
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         if isinstance(e, OSError):
-            raise OutputWriteError(path, _WRITE_REASONS.get(e.errno or 0, e.strerror or str(e))) from e
+            raise OutputWriteError(path, write_reason(e)) from e
         raise
-    if hasattr(os, "O_DIRECTORY"):  # persist the rename itself (POSIX only)
-        with contextlib.suppress(OSError):
-            dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+    sync_folder(path.parent)
     return path
 
 
@@ -371,16 +415,30 @@ def _encode(array: np.ndarray, fmt: str, **params: object) -> bytes:
     return buf.getvalue()
 
 
-def write_mask(path: str | os.PathLike[str], mask: np.ndarray) -> Path:
-    """Write a mask as an 8-bit single-channel PNG, 0 = skin, 255 = lesion (any nonzero input is lesion).
-
-    Atomic (see atomic_write_bytes); raises OutputWriteError on I/O failure, ValueError on a bad shape."""
+def encode_mask(mask: np.ndarray) -> bytes:
+    """A mask as the bytes of an 8-bit single-channel PNG, 0 = skin, 255 = lesion (any nonzero input is lesion);
+    ValueError on a bad shape."""
     m = np.asarray(mask)
     if m.ndim == 3 and m.shape[2] == 1:
         m = m[..., 0]
     if m.ndim != 2 or m.size == 0:
         raise ValueError(f"mask must be a non-empty HxW array, got shape {m.shape}")
-    return atomic_write_bytes(path, _encode((m != 0).astype(np.uint8) * 255, "PNG"))
+    return _encode((m != 0).astype(np.uint8) * 255, "PNG")
+
+
+def encode_grey(values: np.ndarray) -> bytes:
+    """A uint8 HxW array as the bytes of an 8-bit greyscale PNG (e.g. a probability map scaled to 0-255)."""
+    a = np.asarray(values)
+    if a.dtype != np.uint8 or a.ndim != 2 or a.size == 0:
+        raise ValueError(f"expected a uint8 HxW array, got {a.dtype} {a.shape}")
+    return _encode(a, "PNG")
+
+
+def write_mask(path: str | os.PathLike[str], mask: np.ndarray) -> Path:
+    """Write a mask as an 8-bit single-channel PNG, 0 = skin, 255 = lesion (any nonzero input is lesion).
+
+    Atomic (see atomic_write_bytes); raises OutputWriteError on I/O failure, ValueError on a bad shape."""
+    return atomic_write_bytes(path, encode_mask(mask))
 
 
 def write_image(path: str | os.PathLike[str], rgb: np.ndarray, *, quality: int = 95) -> Path:
@@ -388,6 +446,11 @@ def write_image(path: str | os.PathLike[str], rgb: np.ndarray, *, quality: int =
 
     JPEGs use 4:4:4 chroma so thin coloured contours stay sharp. An unsupported suffix raises
     OutputWriteError (it usually comes from a user-typed name); a bad array raises ValueError."""
+    return atomic_write_bytes(path, encode_image(path, rgb, quality=quality))
+
+
+def encode_image(path: str | os.PathLike[str], rgb: np.ndarray, *, quality: int = 95) -> bytes:
+    """The bytes write_image would write to ``path`` (PNG or JPEG by its suffix), without metadata."""
     path = Path(path)
     a = np.asarray(rgb)
     if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3 or a.size == 0:
@@ -401,4 +464,4 @@ def write_image(path: str | os.PathLike[str], rgb: np.ndarray, *, quality: int =
         data = _encode(a, "JPEG", quality=quality, subsampling=0)
     else:
         raise OutputWriteError(path, f"unsupported file type {suffix or '(none)'!r}; use .png, .jpg or .jpeg")
-    return atomic_write_bytes(path, data)
+    return data

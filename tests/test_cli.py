@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 import segmentation.cli
+from segmentation.batch import ResultsTable
 from segmentation.imageio import read_image
 from segmentation.inference import Predictor
 from segmentation.resources import WEIGHTS_ENV
@@ -151,7 +152,7 @@ def test_mixed_folder(runner: str, cli, tmp_path: Path, tiny_weights: Path, isic
 
     columns, rows = _read_results(out)
     assert set(columns) >= CSV_COLUMNS
-    assert columns[-4:] == ["model", "model_sha256", "threshold", "mm_per_pixel"]
+    assert columns[-8:] == list(ResultsTable.TRAILING)
     by_name = {Path(row["file"]).name: row for row in rows}
     assert len(rows) == len(good) + len(bad) == len(by_name)
     assert set(by_name) == {p.name for p in good + bad}
@@ -190,17 +191,28 @@ def test_all_good_folder_exits_zero(cli, tmp_path: Path, tiny_weights: Path, isi
     assert [row["status"] for row in rows] == ["ok"] * 3
 
 
-def test_single_file_inputs_and_a_missing_input(cli, tmp_path: Path, tiny_weights: Path, rgb_image) -> None:
+def test_single_file_inputs(cli, tmp_path: Path, tiny_weights: Path, rgb_image) -> None:
+    images = [_write_jpeg(tmp_path / "in" / f"{name}.jpg", rgb_image(60, 80)) for name in ("one", "two")]
+    status, _ = cli(*images, "--out", tmp_path / "out", "--weights", tiny_weights)
+    assert status == 0
+    for image in images:
+        _check_mask(_mask_for(image, tmp_path / "out"), image)
+    assert len(_read_results(tmp_path / "out")[1]) == 2
+
+
+@pytest.mark.parametrize("missing", ["absent.jpg", "absent folder"])
+def test_a_missing_input_is_found_before_the_model_loads(
+    cli, tmp_path: Path, tiny_weights: Path, rgb_image, monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    """Issue 15 item 12: exit 2 at once, naming the input; --out is not created, the model never loads."""
     image = _write_jpeg(tmp_path / "in" / "one.jpg", rgb_image(60, 80))
-    missing = tmp_path / "in" / "absent.jpg"
-    status, _ = cli(image, missing, "--out", tmp_path / "out", "--weights", tiny_weights)
-    assert status == 1
-    _check_mask(_mask_for(image, tmp_path / "out"), image)
-    _, rows = _read_results(tmp_path / "out")
-    errors = [row for row in rows if row["status"] == "error"]
-    assert len(rows) == 2
-    assert len(errors) == 1
-    assert "absent.jpg" in errors[0]["error"]
+    loaded: list[object] = []
+    monkeypatch.setattr(segmentation.cli, "Predictor", lambda *a, **k: loaded.append(a))
+    status, log = cli(image, tmp_path / missing, "--out", tmp_path / "out", "--weights", tiny_weights)
+    assert status == 2
+    assert f"{tmp_path / missing}: no such file or folder" in log
+    assert not (tmp_path / "out").exists()
+    assert loaded == []
 
 
 # ------------------------------------------------------------------------------------------------ options
@@ -292,14 +304,14 @@ def test_overlay_is_written_at_the_image_size(cli, tmp_path: Path, tiny_weights:
 
 def test_threshold_is_used_and_recorded(cli, tmp_path: Path, tiny_weights: Path, rgb_image) -> None:
     image = _write_jpeg(tmp_path / "in" / "lesion.jpg", rgb_image(60, 80))
-    status, _ = cli(image, "--out", tmp_path / "out", "--weights", tiny_weights, "--threshold", "0")
+    status, _ = cli(image, "--out", tmp_path / "out", "--weights", tiny_weights, "--threshold", "1e-6")
     assert status == 0
-    assert (_check_mask(_mask_for(image, tmp_path / "out"), image) == 255).all(), "threshold 0: every pixel"
+    assert (_check_mask(_mask_for(image, tmp_path / "out"), image) == 255).all(), "threshold ~0: every pixel"
     _, rows = _read_results(tmp_path / "out")
-    assert float(rows[0]["threshold"]) == 0.0
+    assert float(rows[0]["threshold"]) == 1e-6
 
 
-@pytest.mark.parametrize("threshold", ["1.5", "-0.1", "nan"])
+@pytest.mark.parametrize("threshold", ["0", "1", "1.5", "-0.1", "nan", "inf"])
 def test_threshold_outside_zero_one_is_refused(cli, tmp_path: Path, tiny_weights: Path, threshold: str) -> None:
     status, log = cli(tmp_path, "--out", tmp_path / "out", "--weights", tiny_weights, "--threshold", threshold)
     assert status == 2
@@ -401,11 +413,11 @@ def test_calibration_reports_measurements_in_millimetres(cli, tmp_path: Path, ti
         "--mm-per-pixel",
         "0.02",
         "--threshold",
-        "0",
+        "1e-6",
     )
     assert status == 0
     row = _read_results(tmp_path / "out")[1][0]
-    # Threshold 0 marks every pixel as lesion: the area is the whole 80x60 image, in mm².
+    # Threshold ~0 marks every pixel as lesion: the area is the whole 80x60 image, in mm².
     assert float(row["area_mm2"]) == pytest.approx(80 * 60 * 0.02**2, rel=1e-6)
     assert float(row["mm_per_pixel"]) == 0.02
 

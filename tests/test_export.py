@@ -9,6 +9,7 @@ import json
 import os
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from segmentation.export import (
     render_overlay,
 )
 from segmentation.imageio import OutputWriteError, read_image, read_mask
+from segmentation.ownership import RECORD_NAME
 from segmentation.polygon import polygons_to_mask
 
 PROVENANCE = {
@@ -59,6 +61,11 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def names(folder: Path) -> set[str]:
+    """The files in ``folder`` other than its ownership record (which says what LesionLens wrote there)."""
+    return {p.name for p in folder.iterdir()} - {RECORD_NAME}
+
+
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file in ``folder``, hidden ones (temp files) included."""
     return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
@@ -78,7 +85,7 @@ def test_export_writes_all_four_files_with_correct_content(tmp_path: Path, sourc
     written = export_lesion(path, image, mask, out, provenance=PROVENANCE, app_version="9.9.9")
 
     assert written == export_paths(path, out)
-    assert {p.name for p in out.iterdir()} == {
+    assert names(out) == {
         "ISIC_0000001_segmentation.png",
         "ISIC_0000001_overlay.png",
         "ISIC_0000001_boundary.json",
@@ -117,7 +124,15 @@ def test_export_writes_all_four_files_with_correct_content(tmp_path: Path, sourc
     assert row["source_sha256"] == before and row["model"] == "test-model" and row["edited"] == "True"
     assert row["mm_per_pixel"] == ""
     columns = list(row)
-    assert columns[0] == "image" and columns[-4:] == ["app_version", "exported_at", "source_image", "source_sha256"]
+    assert columns[0] == "image" and columns[-6:] == [
+        "app_version",
+        "exported_at",
+        "source_image",
+        "source_sha256",
+        "pytorch_version",
+        "onnxruntime_version",
+    ]
+    assert row["pytorch_version"] == prov["pytorch_version"] == version("torch")  # what a result depends on
     # The source is only read.
     assert sha(path) == before
 
@@ -163,7 +178,7 @@ def test_only_the_chosen_kinds_are_written(tmp_path: Path, source) -> None:
     path, image = source
     written = export_lesion(path, image, disc(), tmp_path / "out", provenance=PROVENANCE, kinds=("boundary", "mask"))
     assert list(written) == ["mask", "boundary"]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in written.values())
+    assert names(tmp_path / "out") == {p.name for p in written.values()}
     with pytest.raises(ValueError, match="unknown export kind"):
         export_paths(path, tmp_path, kinds=("mask", "pdf"))
 
@@ -186,7 +201,7 @@ def test_existing_exports_are_refused_unless_overwrite(tmp_path: Path, source) -
     with pytest.raises(ExportExistsError) as info:
         export_lesion(path, image, disc(radius=20), out, provenance=PROVENANCE)
     assert info.value.paths == [first["mask"]]
-    assert {p.name for p in out.iterdir()} == {first["mask"].name}
+    assert names(out) == {first["mask"].name}
 
     export_lesion(path, image, disc(radius=20), out, provenance=PROVENANCE, overwrite=True)
     np.testing.assert_array_equal(read_mask(first["mask"]), disc(radius=20))
@@ -231,8 +246,7 @@ def test_a_failed_write_leaves_no_partial_export(
 
         return write
 
-    for name in ("write_mask", "write_image", "atomic_write_bytes"):
-        monkeypatch.setattr(export_module, name, failing(getattr(export_module, name)))
+    monkeypatch.setattr(export_module, "write_temp_file", failing(export_module.write_temp_file))
 
     with pytest.raises(OutputWriteError):
         export_lesion(path, image, disc(), out, provenance=PROVENANCE)
@@ -259,7 +273,7 @@ def test_a_disk_full_inside_the_atomic_write_leaves_nothing(
     monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(OutputWriteError, match="disk full"):
         export_lesion(path, image, disc(), out, provenance=PROVENANCE)
-    assert list(out.iterdir()) == []
+    assert names(out) == set()  # no export file, no temp file
 
 
 def test_bad_inputs_write_nothing(tmp_path: Path, source) -> None:

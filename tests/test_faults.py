@@ -26,6 +26,7 @@ from PIL import Image
 from reliability_helpers import file_hashes, temp_files
 
 from segmentation.batch import remove_stale_temp_files
+from segmentation.ownership import RECORD_NAME
 from segmentation.resources import WEIGHTS_ENV
 
 MASK = "_segmentation.png"
@@ -82,10 +83,14 @@ def test_batch_killed_with_sigkill_then_resumed(tmp_path: Path, tiny_weights: Pa
         victim.kill()
         victim.wait(30)
     assert victim.returncode == -signal.SIGKILL
-    done_before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob(f"*{MASK}")}
-    assert 3 <= len(done_before) < len(sources), "killed mid-way"
-    for mask in done_before:  # what the killed run left is complete: atomic writes, never a half mask
+    on_disk = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob(f"*{MASK}")}
+    assert 3 <= len(on_disk) < len(sources), "killed mid-way"
+    for mask in on_disk:  # what the killed run left is complete: atomic writes, never a half mask
         assert valid_mask(mask, (48, 64)), mask
+    # Done = a mask with its row (the killed run saved its table up to a second before the kill); a mask without
+    # its row is segmented again, so the resumed table is complete (issue 15 item 13).
+    saved = rows(out) if (out / "results.csv").exists() else {}
+    done_before = {mask: identity for mask, identity in on_disk.items() if mask.name.replace(MASK, ".png") in saved}
     # A temp file as a kill in the middle of a write leaves it (hidden, never under the mask's name).
     stale = out / f".lesion 39{MASK}.0123456789ab.tmp"
     stale.write_bytes(b"\x89PNG half a mask")
@@ -95,6 +100,7 @@ def test_batch_killed_with_sigkill_then_resumed(tmp_path: Path, tiny_weights: Pa
 
     assert resumed.returncode == 0, resumed.stderr
     assert "Traceback" not in resumed.stderr
+    assert "taking over the lock of an earlier LesionLens run that is no longer running (pid" in resumed.stderr
     assert f"({len(sources) - len(done_before)} segmented, {len(done_before)} already done), 0 failed" in (
         resumed.stderr
     )
@@ -104,10 +110,10 @@ def test_batch_killed_with_sigkill_then_resumed(tmp_path: Path, tiny_weights: Pa
         assert valid_mask(out / f"{source.stem}{MASK}", (48, 64)), source
     table = rows(out)
     assert set(table) == {p.name for p in sources}, "results.csv lists every image"
-    for source in sources:  # rows the killed run had not saved yet (it saves once a second) say "skipped"
-        expected = {"ok", "skipped"} if out / f"{source.stem}{MASK}" in done_before else {"ok"}
-        assert table[source.name]["status"] in expected
-    assert sorted(p.name for p in out.iterdir()) == sorted([f"{p.stem}{MASK}" for p in sources] + ["results.csv"])
+    for source in sources:  # every row complete: status ok with its measurements
+        assert table[source.name]["status"] == "ok" and table[source.name]["area_px2"] != "", source
+    expected = [f"{p.stem}{MASK}" for p in sources] + ["results.csv", RECORD_NAME]  # the lock is gone
+    assert sorted(p.name for p in out.iterdir()) == sorted(expected)
     assert temp_files(out) == []
 
 
@@ -163,7 +169,7 @@ def test_unwritable_output_folder(
 ) -> None:
     """An output folder that cannot be written (0555 for a user; simulated at os.open, as root writes anything):
     one message per image and one for results.csv, no traceback, nothing left behind."""
-    sources = images(tmp_path / "in", rgb_image, 2)
+    images(tmp_path / "in", rgb_image, 2)
     out = tmp_path / "out"
     out.mkdir()
     real_open = os.open
@@ -176,11 +182,9 @@ def test_unwritable_output_folder(
     monkeypatch.setattr(os, "open", guarded_open)
     status, said = segment(tmp_path / "in", "--out", out, "--weights", tiny_weights)
 
-    assert status == 1 and "Traceback" not in said
-    for source in sources:
-        assert f"error: cannot write {out / f'{source.stem}{MASK}'}: permission denied" in said
-    assert f"cannot write {out / 'results.csv'}: permission denied" in said
-    assert "0 of 2 images succeeded" in said
+    # Found before any image: the folder's lock cannot be made there.
+    assert status == 2 and "Traceback" not in said
+    assert f"cannot write into the output folder {out}: permission denied" in said
     assert list(out.iterdir()) == []
 
 
@@ -285,6 +289,7 @@ def test_real_permissions_unreadable_file_and_folder_unwritable_output(tiny_weig
             str(tree / "c"): "error",
         }
         assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+            RECORD_NAME,
             f"a/{readable.stem}{MASK}",
             "results.csv",
         ]

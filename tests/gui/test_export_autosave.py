@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from app.folder_panel import EXPORTED
 from segmentation.imageio import read_mask
+from segmentation.ownership import RECORD_NAME
 
 pytestmark = pytest.mark.gui
 WAIT_MS = 15_000
@@ -29,7 +30,7 @@ def test_export_writes_four_files_and_asks_before_overwriting(window, image_fold
         assert window.export(out)
     path, written = blocker.args
     assert path == source and set(written) == {"mask", "overlay", "boundary", "measurements"}
-    assert sorted(p.name for p in out.iterdir()) == [
+    assert sorted(p.name for p in out.iterdir() if p.name != RECORD_NAME) == [
         "lesion_0_boundary.json",
         "lesion_0_measurements.csv",
         "lesion_0_overlay.png",
