@@ -1,4 +1,4 @@
-"""Export of one image's lesion result: mask, overlay, boundary polygons and measurements (no Qt).
+"""Export of one image's lesion result: mask, overlay, boundary (GeoJSON) and measurements (no Qt).
 
 An export is all-or-nothing: everything is computed before the first byte is written, every file is written
 atomically (``segmentation.imageio``), and if one write fails (a full disk, a lost share) the files this call
@@ -6,8 +6,9 @@ already wrote are removed again, so a folder never holds half an export that loo
 never overwritten unless the caller says so, and the source image is never written: a clinician's original is
 evidence, an export is derived from it.
 
-Provenance (model, threshold, edits, calibration, app version, time, and the SHA-256 of the source file) goes into
-the boundary JSON and the measurements CSV, so an exported result can be traced to the exact image and model.
+Provenance (model and its weights file's SHA-256, threshold, edits, calibration and where it came from, which regions
+were measured, app version, time, and the SHA-256 of the source file) goes into the boundary GeoJSON's properties and
+the measurements CSV, so an exported result can be traced to the exact image and model.
 """
 
 from __future__ import annotations
@@ -29,13 +30,12 @@ import cv2
 import numpy as np
 
 from segmentation import __version__
+from segmentation.calibration import Calibration, calibration_record
+from segmentation.geojson import mask_to_geojson
 from segmentation.imageio import OutputWriteError, atomic_write_bytes, mask_path_for, write_image, write_mask
-from segmentation.measurements import LesionMeasurements, measure_lesion
-from segmentation.polygon import mask_to_polygons
+from segmentation.measurements import REGION_CHOICES, LesionMeasurements, measure_lesion
 
 __all__ = [
-    "BOUNDARY_TOLERANCE_PX",
-    "COORDINATE_CONVENTION",
     "EXPORT_KINDS",
     "ExportExistsError",
     "OverlayStyle",
@@ -45,13 +45,9 @@ __all__ = [
 ]
 
 EXPORT_KINDS: tuple[str, ...] = ("mask", "overlay", "boundary", "measurements")
-#: Douglas-Peucker tolerance of the exported polygons: half a pixel keeps the outline within the pixel grid's own
-#: precision while dropping the staircase vertices of straight runs.
-BOUNDARY_TOLERANCE_PX = 0.5
-COORDINATE_CONVENTION = "(x, y) = pixel centre"
 _SUFFIXES = {
     "overlay": "_overlay.png",
-    "boundary": "_boundary.json",
+    "boundary": "_boundary.geojson",
     "measurements": "_measurements.csv",
 }
 
@@ -125,7 +121,7 @@ def _check_kinds(kinds: Iterable[str]) -> tuple[str, ...]:
 
 def export_paths(image_path: Path, out_dir: Path, kinds: Iterable[str] = EXPORT_KINDS) -> dict[str, Path]:
     """Where each kind is written: ``<stem>_segmentation.png`` (ISIC naming), ``<stem>_overlay.png``,
-    ``<stem>_boundary.json``, ``<stem>_measurements.csv``, in ``out_dir``."""
+    ``<stem>_boundary.geojson``, ``<stem>_measurements.csv``, in ``out_dir``."""
     stem = Path(image_path).stem
     paths: dict[str, Path] = {}
     for kind in _check_kinds(kinds):
@@ -165,11 +161,6 @@ def _json_default(value: object) -> object:
     return str(value)  # Path and the like: a readable record beats a failed export
 
 
-def _number(value: float) -> int | float:
-    """Whole-pixel vertices as ints in the JSON (``12`` rather than ``12.0``); others kept as floats."""
-    return int(value) if float(value).is_integer() else float(value)
-
-
 def _measurement_columns(measurements: LesionMeasurements | None, unit: str) -> dict[str, object]:
     """The ``to_dict`` columns; for an empty mask the same column names with empty values."""
     if measurements is not None:
@@ -179,16 +170,10 @@ def _measurement_columns(measurements: LesionMeasurements | None, unit: str) -> 
     return dict.fromkeys(template.to_dict(), None)
 
 
-def _boundary_json(name: str, mask: np.ndarray, provenance: dict) -> bytes:
-    polygons = mask_to_polygons(mask, tolerance_px=BOUNDARY_TOLERANCE_PX)
-    document = {
-        "image": name,
-        "image_size": [int(mask.shape[1]), int(mask.shape[0])],
-        "coordinate_convention": COORDINATE_CONVENTION,
-        "polygons": [[[_number(x), _number(y)] for x, y in poly] for poly in polygons],
-        "provenance": provenance,
-    }
-    return (json.dumps(document, indent=2, ensure_ascii=False, default=_json_default) + "\n").encode("utf-8")
+def _boundary_geojson(name: str, mask: np.ndarray, provenance: dict) -> bytes:
+    """The boundary with its holes as GeoJSON (``segmentation.geojson``), the provenance in its properties."""
+    document = mask_to_geojson(mask, properties={"image": name, **provenance})
+    return (json.dumps(document, indent=1, ensure_ascii=False, default=_json_default) + "\n").encode("utf-8")
 
 
 def _measurements_csv(name: str, columns: dict[str, object], provenance: dict) -> bytes:
@@ -208,6 +193,8 @@ def export_lesion(
     *,
     provenance: dict,
     mm_per_pixel: float | None = None,
+    calibration: Calibration | None = None,
+    regions: str = "largest",
     kinds: Iterable[str] = EXPORT_KINDS,
     style: OverlayStyle = OverlayStyle(),  # frozen, so one shared default is safe
     overwrite: bool = False,
@@ -217,9 +204,10 @@ def export_lesion(
 
     ``image`` is the RGB image as shown and ``mask`` its lesion mask (bool HxW); ``image_path`` is the source file,
     only read (for its name and SHA-256). ``provenance`` is the caller's record (model, model_sha256, threshold,
-    cleanup, edited...); ``mm_per_pixel``, ``app_version`` (default: the package version), ``exported_at`` (UTC),
-    ``source_image`` and ``source_sha256`` are added to it. An empty mask still exports (empty polygons, empty
-    measurement values).
+    cleanup, edited...); the calibration (``calibration``, or a bare ``mm_per_pixel``, recorded as typed in) with its
+    source, the ``measured_regions`` (``regions`` of ``measure_lesion``: the largest region or all),
+    ``app_version`` (default: the package version), ``exported_at`` (UTC), ``source_image`` and ``source_sha256`` are
+    added to it. An empty mask still exports (no polygons, empty measurement values).
 
     Raises ValueError (bad arguments, or a planned output that is the source image itself), ExportExistsError
     (outputs already exist and ``overwrite`` is False; nothing is written) and OutputWriteError (a write failed;
@@ -227,6 +215,8 @@ def export_lesion(
     """
     image_path, out_dir = Path(image_path), Path(out_dir)
     image, mask = _check_image_and_mask(image, mask)
+    if regions not in REGION_CHOICES:
+        raise ValueError(f"regions must be one of {list(REGION_CHOICES)}, got {regions!r}")
     paths = export_paths(image_path, out_dir, kinds)
     for path in paths.values():
         if _is_same_file(path, image_path):
@@ -235,9 +225,13 @@ def export_lesion(
     if existing and not overwrite:
         raise ExportExistsError(existing)
 
+    if calibration is None and mm_per_pixel is not None:
+        calibration = Calibration(mm_per_pixel, "typed")
+    mm_per_pixel = None if calibration is None else calibration.mm_per_pixel
     record = {
         **provenance,
-        "mm_per_pixel": mm_per_pixel,  # the value the measurements used, whatever the caller's dict said
+        **calibration_record(calibration),  # the value the measurements used, whatever the caller's dict said
+        "measured_regions": regions,
         "app_version": app_version or __version__,
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source_image": image_path.name,
@@ -251,10 +245,10 @@ def export_lesion(
         overlay = render_overlay(image, mask, style)
         writes.append(("overlay", lambda p: write_image(p, overlay)))
     if "boundary" in paths:
-        boundary = _boundary_json(image_path.name, mask, record)
+        boundary = _boundary_geojson(image_path.name, mask, record)
         writes.append(("boundary", lambda p: atomic_write_bytes(p, boundary)))
     if "measurements" in paths:
-        measured = measure_lesion(mask, image, mm_per_pixel=mm_per_pixel)
+        measured = measure_lesion(mask, image, mm_per_pixel=mm_per_pixel, regions=regions)
         columns = _measurement_columns(measured, "px" if mm_per_pixel is None else "mm")
         table = _measurements_csv(image_path.name, columns, record)
         writes.append(("measurements", lambda p: atomic_write_bytes(p, table)))
