@@ -200,7 +200,7 @@ class MainWindow(QMainWindow):
 
     def _model_ready(self, ok: bool) -> None:
         if ok:
-            self.autosave.model_sha256 = self.predictor.info.sha256
+            self.autosave.model_sha256 = self.predictor.weights_sha256
         self._update_actions()
         self.modelLoaded.emit(ok)
         if ok and self.document.image is not None and self._pending_segment:
@@ -427,7 +427,8 @@ class MainWindow(QMainWindow):
     def show_about(self) -> AboutDialog:
         predictor = self.predictor
         device = predictor.device_description if predictor else ""
-        return self._show(AboutDialog(predictor.info if predictor else None, device, self.model.problem, self))
+        info, weights_sha256 = (predictor.info, predictor.weights_sha256) if predictor else (None, "")
+        return self._show(AboutDialog(info, device, self.model.problem, self, weights_sha256=weights_sha256))
 
     def _show(self, dialog):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

@@ -184,7 +184,7 @@ class BatchSegmenter:
     def provenance(self) -> dict[str, str | float]:
         return {
             "model": self.predictor.info.name,
-            "model_sha256": self.predictor.info.sha256,
+            "model_sha256": self.predictor.weights_sha256,  # the file's SHA-256, as sha256sum prints it
             "threshold": self.threshold,
             "mm_per_pixel": self.mm_per_pixel or "",
         }

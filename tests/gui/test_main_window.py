@@ -5,6 +5,7 @@ The model is untrained (see conftest); nothing here looks at what its masks cont
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 import threading
@@ -236,7 +237,12 @@ def test_about_names_version_model_licence_and_intended_use(window: MainWindow) 
 
     dialog = window.show_about()
     text = dialog.label.text()
-    assert __version__ in text and "untrained-test-model" in text and window.predictor.info.sha256 in text
+    file_sha256 = hashlib.sha256(window.predictor.weights_path.read_bytes()).hexdigest()  # what sha256sum prints
+    assert __version__ in text and "untrained-test-model" in text and file_sha256 in text
+    assert window.predictor.info.sha256 not in text  # the tensor hash stays in the file's metadata
+    label = window.status.model_label
+    assert file_sha256[:12] in label.text() and file_sha256 in label.toolTip()
+    assert window.predictor.info.sha256[:12] not in label.text() + label.toolTip()
     assert "not a diagnostic device" in text and "CC BY-NC 4.0" in text and "Codella" in text
     assert "no validation results" in text  # an untrained model must never look like it segments lesions
     dialog.close()
