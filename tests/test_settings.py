@@ -35,7 +35,6 @@ def test_round_trip(tmp_path: Path) -> None:
         show_fill=False,
         show_boundary=False,
         threshold=0.3,
-        mm_per_pixel=0.0125,
         last_folder="/data/clinic/2025-01 Ünïcode",
         brush_radius=40,
         device="cpu",
