@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import ISIC, machine
+from benchmarks.common import ISIC, REPO, machine
 from segmentation.imageio import read_image, read_mask
 from segmentation.inference import Predictor
 from segmentation.metrics import ConfusionCounts, dice
@@ -62,7 +62,7 @@ def run(weights: Path, images: Path = ISIC / "ISIC-2017_Validation_Data", masks:
     raw = np.asarray(per_image["raw"])
     out: dict = {
         "machine": machine(),
-        "weights": str(weights),
+        "weights": str(weights.relative_to(REPO)) if weights.is_relative_to(REPO) else str(weights),
         "weights_model": predictor.info.name,
         "images": len(paths),
         "raw_masks_with_more_than_one_region": int(sum(r > 1 for r in regions)),

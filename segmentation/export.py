@@ -33,6 +33,7 @@ from segmentation import __version__
 from segmentation.calibration import Calibration, calibration_record
 from segmentation.geojson import mask_to_geojson
 from segmentation.imageio import OutputWriteError, atomic_write_bytes, mask_path_for, write_image, write_mask
+from segmentation.lesion import lesion_box
 from segmentation.measurements import REGION_CHOICES, LesionMeasurements, measure_lesion
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 EXPORT_KINDS: tuple[str, ...] = ("mask", "overlay", "boundary", "measurements")
+_OVERLAY_BAND_ROWS = 512
 _SUFFIXES = {
     "overlay": "_overlay.png",
     "boundary": "_boundary.geojson",
@@ -99,13 +101,23 @@ def render_overlay(image: np.ndarray, mask: np.ndarray, style: OverlayStyle) -> 
     """
     image, mask = _check_image_and_mask(image, mask)
     out = image.copy()
+    if not mask.any():
+        return out
+    box = lesion_box(mask, 1)
+    top, left = box[0].start, box[1].start
     colour = np.asarray(style.colour, dtype=np.float32)
-    if style.fill and style.opacity > 0 and mask.any():
-        blended = out[mask].astype(np.float32) * (1.0 - style.opacity) + colour * style.opacity
-        out[mask] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
-    if style.boundary and mask.any():
+    if style.fill and style.opacity > 0:
+        # In bands of rows over the lesion's box: the same arithmetic, with temporary arrays of a band, not of a
+        # 120-megapixel lesion.
+        for row in range(box[0].start, box[0].stop, _OVERLAY_BAND_ROWS):
+            rows = slice(row, min(row + _OVERLAY_BAND_ROWS, box[0].stop))
+            region, lesion = out[rows, box[1]], mask[rows, box[1]]
+            blended = region[lesion].astype(np.float32) * (1.0 - style.opacity) + colour * style.opacity
+            region[lesion] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    if style.boundary:
         thickness = max(1, round(min(mask.shape) / 300))
-        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+        crop = np.ascontiguousarray(mask[box], dtype=np.uint8)
+        contours, _ = cv2.findContours(crop, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE, offset=(left, top))
         rgb = tuple(int(c) for c in style.colour)  # the array is RGB, so the colour goes in RGB order
         cv2.drawContours(out, contours, -1, rgb, thickness, lineType=cv2.LINE_8)  # crisp: no blur past the edge
     return out

@@ -209,9 +209,10 @@ def measure_lesion(
     )
 
 
-def reduction_factor(area_px: float, target: int = REDUCED_PIXELS) -> int:
-    """The whole factor by which asymmetry and colour are computed on a reduced copy (1: full resolution)."""
-    return max(1, math.ceil(math.sqrt(area_px / target)))
+def reduction_factor(area_px: float, target: int | None = None) -> int:
+    """The whole factor by which asymmetry and colour are computed on a reduced copy (1: full resolution), so that
+    at most ``target`` (default :data:`REDUCED_PIXELS`) lesion pixels remain."""
+    return max(1, math.ceil(math.sqrt(area_px / (REDUCED_PIXELS if target is None else target))))
 
 
 def _reduce(lesion: np.ndarray, factor: int) -> np.ndarray:
