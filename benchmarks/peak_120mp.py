@@ -42,13 +42,17 @@ def synthesise(folder: Path, megapixels: float = LIMIT_MEGAPIXELS - 0.1) -> Path
     return path
 
 
-def run() -> dict:
+VARIANTS = {"segment": [], "segment_overlay": ["--overlay"]}
+
+
+def run(variants: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="lesionlens-bench-120mp-") as tmp:
         folder = Path(tmp)
         image = synthesise(folder)
         width, height = read_image_size(image)
         results: dict = {"image": f"{width}x{height}", "megapixels": round(width * height / 1e6, 2)}
-        for name, extra in (("segment", []), ("segment_overlay", ["--overlay"])):
+        for name in variants or list(VARIANTS):
+            extra = VARIANTS[name]
             out = folder / f"out_{name}"
             peak, seconds = peak_rss_mb(["segment", str(image), "--out", str(out), "--device", "cpu", *extra])
             results[name] = {"peak_rss_mb": round(peak, 1), "seconds": round(seconds, 1), "target_mb": TARGET_MB}
@@ -58,8 +62,9 @@ def run() -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.peak_120mp", description=__doc__)
     parser.add_argument("--out", type=Path, help="write the results as JSON here too")
+    parser.add_argument("--only", choices=list(VARIANTS), action="append", help="run only this variant")
     args = parser.parse_args(argv)
-    results = {"machine": machine(), **run()}
+    results = {"machine": machine(), **run(args.only)}
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:
