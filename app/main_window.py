@@ -158,6 +158,7 @@ class MainWindow(QMainWindow):
         self.segmenter.failed.connect(lambda message: self.show_error(f"Segmentation failed: {message}"))
         self.segmenter.cancelled.connect(lambda: self.status.say("Segmentation cancelled; the image is yours."))
         self.analyser.finished.connect(self._analysis_done)
+        self.analyser.progress.connect(self._measured)
         self.analyser.failed.connect(self._analysis_failed)
         self.measurements_panel.regionsChanged.connect(self.document.set_regions)
         self.autosave.failed.connect(self.show_error)
@@ -353,6 +354,12 @@ class MainWindow(QMainWindow):
         self.flags_banner.show_message(text, "warning") if text else self.flags_banner.hide()
         self.folder_panel.set_state(path, None, flags)
         self.analysed.emit()
+
+    def _measured(self, result: object) -> None:
+        """The measurements, ahead of the confidence flags of the same analysis."""
+        path, measurements = result  # type: ignore[misc]
+        if path == self.document.path:
+            self.measurements_panel.show_measurements(measurements, self.document.calibration)
 
     def _analysis_failed(self, message: str) -> None:
         self.measurements_panel.show_measurements(None, self.document.calibration)

@@ -17,7 +17,7 @@ Conventions:
 Speed and memory follow the lesion, not the photo: everything runs on the lesion's bounding box. Area, perimeter
 and the diameters are computed at full resolution (area and equivalent diameter are exact counts, the perimeter is
 summed in bands of rows, the maximum diameter uses the outline's convex hull); asymmetry and colour variegation, which
-are ratios and statistics, run on a reduced copy once the lesion has more than about a quarter of a million pixels.
+are ratios and statistics, run on a reduced copy once the lesion has more than 150 000 pixels.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ REGION_CHOICES: tuple[str, ...] = ("largest", "all")
 
 #: Asymmetry and colour run on a copy reduced by a whole factor so that at most this many lesion pixels remain:
 #: the lesion is then still some 400 pixels across, where rasterisation changes asymmetry by less than 0.01.
-REDUCED_PIXELS = 250_000
+REDUCED_PIXELS = 150_000
 #: Rows per band of the perimeter count (bounds the temporary arrays on a 120-megapixel lesion).
 _BAND_ROWS = 1024
 
