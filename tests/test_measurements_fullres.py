@@ -89,6 +89,9 @@ def test_clean_up_on_the_crop_equals_the_whole_image_definitions() -> None:
         mask[rows[i] : rows[i] + rng.integers(1, 9), cols[i] : cols[i] + rng.integers(1, 9)] = False
     mask[:5, :5] = True  # specks, one at the image border
     mask[100:104, 2000:2003] = True
+    mask[200:205, 200:205] = True  # a ring whose hollow touches the outside only at a corner: still a hole, since
+    mask[201:204, 201:204] = False  # the background is 4-connected
+    mask[200, 204] = False
     assert np.array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
     labels = measure.label(mask, connectivity=2)
     sizes = np.bincount(labels.ravel())
