@@ -76,13 +76,14 @@ def _table(rows: list[tuple[str, str]]) -> str:
     return f"<table cellspacing='4'>{cells}</table>"
 
 
-def model_html(info: ModelInfo | None, device: str = "", problem: str = "") -> str:
-    """The model section as rich text (also used by tests to check what is shown)."""
+def model_html(info: ModelInfo | None, device: str = "", problem: str = "", weights_sha256: str = "") -> str:
+    """The model section as rich text (also used by tests to check what is shown). ``weights_sha256`` is the
+    weights file's SHA-256, what ``sha256sum`` prints; the tensor hash in the metadata is not shown."""
     if info is None:
         return f"<p><b>No model loaded.</b> {html.escape(problem)}</p>"
     rows = [
         ("Name", info.name),
-        ("Weights SHA-256", info.sha256),
+        ("Weights file SHA-256", weights_sha256 or "unknown"),
         ("Made with LesionLens", info.code_version or "unknown"),
         ("Created", info.created or "unknown"),
         ("Input size", "×".join(str(s) for s in info.preprocessing.input_size)),
@@ -95,7 +96,13 @@ def model_html(info: ModelInfo | None, device: str = "", problem: str = "") -> s
 
 class AboutDialog(QDialog):
     def __init__(
-        self, info: ModelInfo | None, device: str = "", problem: str = "", parent: QWidget | None = None
+        self,
+        info: ModelInfo | None,
+        device: str = "",
+        problem: str = "",
+        parent: QWidget | None = None,
+        *,
+        weights_sha256: str = "",
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("About LesionLens")
@@ -103,7 +110,7 @@ class AboutDialog(QDialog):
             f"<h2>LesionLens {html.escape(__version__)}</h2>"
             f"<p>Skin lesion segmentation for dermoscopy images.</p>"
             f"<h3>Intended use</h3><p>{html.escape(INTENDED_USE)}</p>"
-            f"<h3>Model</h3>{model_html(info, device, problem)}"
+            f"<h3>Model</h3>{model_html(info, device, problem, weights_sha256)}"
             f"<h3>Data</h3><p>{html.escape(DATA_LICENCE)}</p>"
             f"<h3>Software</h3>{_table(software_versions())}"
         )

@@ -1,7 +1,9 @@
-"""Calibration: how many millimetres one image pixel spans, typed in or measured from a line of known length.
+"""Calibration of the open image: mm per pixel measured on it (a line of known length), typed in, or applied from a
+named dermatoscope profile.
 
-Without it measurements stay in pixels and say so; a wrong calibration is worse than none, so the value is always
-visible in the measurements panel and one click clears it.
+A calibration belongs to one image: a new image starts uncalibrated, and nothing carries a value to the next image,
+another folder or the next start of the app. A wrong calibration is worse than none, so the panel always shows the
+value and where it came from, and one click clears it. Profiles are applied only when the clinician says so.
 """
 
 from __future__ import annotations
@@ -10,21 +12,26 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (
+    QComboBox,
     QDoubleSpinBox,
     QGroupBox,
     QHBoxLayout,
     QInputDialog,
+    QLabel,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
+from app.calibration_profiles import ProfileStore
 from app.canvas import Tool
+from segmentation.calibration import MAX_MM_PER_PIXEL, Calibration
+from segmentation.imageio import OutputWriteError
 
 if TYPE_CHECKING:
     from app.main_window import MainWindow
 
-MAX_MM_PER_PIXEL = 10.0
+NOT_CALIBRATED = "Not calibrated: measurements in pixels."
 
 
 def mm_per_pixel_from_line(length_mm: float, length_px: float) -> float:
@@ -62,14 +69,27 @@ def ask_mm_per_pixel(parent: QWidget, current: float | None) -> float | None:
     return value if ok and value > 0 else None
 
 
-class CalibrationBox(QGroupBox):
-    """mm per pixel spin box (0 = not calibrated), "Measure a line" and "Clear"."""
+def ask_profile_name(parent: QWidget, mm_per_pixel: float) -> str | None:
+    """Ask for a name to save the current calibration under; None if cancelled."""
+    name, ok = QInputDialog.getText(
+        parent,
+        "Save as dermatoscope profile",
+        f"Save {mm_per_pixel:.5g} mm per pixel as a profile named\n(e.g. the dermatoscope and camera):",
+    )
+    return name if ok and name.strip() else None
 
-    calibrationEntered = Signal(object)  # float | None
+
+class CalibrationBox(QGroupBox):
+    """mm per pixel (0 = not calibrated), where it came from, "Measure a line", "Clear", and the profiles."""
+
+    calibrationEntered = Signal(object)  # float | None: typed into the spin box
     measureRequested = Signal()
+    clearRequested = Signal()
+    profileApplied = Signal(str)
+    saveProfileRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__("Calibration", parent)
+        super().__init__("Calibration (this image)", parent)
         self.spin = QDoubleSpinBox(self)
         self.spin.setRange(0.0, MAX_MM_PER_PIXEL)
         self.spin.setDecimals(5)
@@ -77,68 +97,148 @@ class CalibrationBox(QGroupBox):
         self.spin.setSuffix(" mm/px")
         self.spin.setSpecialValueText("not calibrated")
         self.spin.setAccessibleName("Millimetres per pixel")
-        self.spin.setToolTip("Millimetres per image pixel; measurements switch to mm once set")
+        self.spin.setToolTip("Millimetres per pixel of this image; measurements switch to mm once set")
+        self.source_label = QLabel(NOT_CALIBRATED, self)
+        self.source_label.setObjectName("calibration_source")
+        self.source_label.setWordWrap(True)
         self.measure_button = QPushButton("Measure a line…", self)
         self.measure_button.setToolTip("Draw a line of known length on the image (a ruler in the photo)")
         self.clear_button = QPushButton("Clear", self)
+        self.profiles = QComboBox(self)
+        self.profiles.setAccessibleName("Dermatoscope profiles")
+        self.profiles.setToolTip("Saved calibrations; Apply uses the chosen one for this image only")
+        self.apply_button = QPushButton("Apply", self)
+        self.save_button = QPushButton("Save as profile…", self)
+        self.save_button.setToolTip("Keep this image's calibration under a name, to apply it to other images")
         buttons = QHBoxLayout()
         buttons.addWidget(self.measure_button)
         buttons.addWidget(self.clear_button)
+        profile_row = QHBoxLayout()
+        profile_row.addWidget(self.profiles, 1)
+        profile_row.addWidget(self.apply_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.spin)
+        layout.addWidget(self.source_label)
         layout.addLayout(buttons)
+        layout.addLayout(profile_row)
+        layout.addWidget(self.save_button)
         self.spin.editingFinished.connect(self._entered)
         self.measure_button.clicked.connect(self.measureRequested)
-        self.clear_button.clicked.connect(lambda: self.calibrationEntered.emit(None))
+        self.clear_button.clicked.connect(self.clearRequested)
+        self.apply_button.clicked.connect(self._apply)
+        self.save_button.clicked.connect(self.saveProfileRequested)
+        self._shown: float | None = None
+        self.set_profiles({})
+        self.set_calibration(None)
 
-    def set_value(self, mm_per_pixel: float | None) -> None:
+    def set_calibration(self, calibration: Calibration | None) -> None:
+        """Show the image's calibration and its source, without emitting."""
+        self._shown = None if calibration is None else calibration.mm_per_pixel
         self.spin.blockSignals(True)
-        self.spin.setValue(mm_per_pixel or 0.0)
+        self.spin.setValue(self._shown or 0.0)
         self.spin.blockSignals(False)
-        self.clear_button.setEnabled(mm_per_pixel is not None)
+        self.source_label.setText(
+            NOT_CALIBRATED if calibration is None else f"{calibration.mm_per_pixel:.5g} mm/px, {calibration.describe()}"
+        )
+        self.clear_button.setEnabled(calibration is not None)
+        self.save_button.setEnabled(calibration is not None)
+
+    def set_profiles(self, profiles: dict[str, float]) -> None:
+        current = self.profiles.currentText()
+        self.profiles.clear()
+        for name, value in profiles.items():
+            self.profiles.addItem(f"{name} ({value:.5g} mm/px)", name)
+        index = self.profiles.findData(current)
+        self.profiles.setCurrentIndex(max(0, index))
+        self.profiles.setEnabled(bool(profiles))
+        self.apply_button.setEnabled(bool(profiles))
+        if not profiles:
+            self.profiles.addItem("no saved profiles")
+            self.profiles.setEnabled(False)
 
     def _entered(self) -> None:
         value = self.spin.value()
-        self.calibrationEntered.emit(value if value > 0 else None)
+        value = value if value > 0 else None
+        if value != self._shown:  # leaving the box unchanged is not typing a new calibration
+            self.calibrationEntered.emit(value)
+
+    def _apply(self) -> None:
+        name = self.profiles.currentData()
+        if name:
+            self.profileApplied.emit(name)
 
 
 class CalibrationController(QObject):
-    """Keeps the document, the calibration box, the settings and the calibrate tool in step.
+    """Keeps the document, the calibration box, the profiles and the calibrate tool in step.
 
-    One calibration serves every image of a session (a dermoscope's magnification is fixed), so it is remembered
-    in the settings; an image's autosave carries the value its measurements used.
+    The calibration lives in the document, which forgets it when another image opens; the image's autosave keeps it
+    with that image's edits. Nothing is written to the preferences.
     """
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: MainWindow, profiles: ProfileStore | None = None) -> None:
         super().__init__(window)
         self.window = window
+        self.profiles = profiles or ProfileStore()
+        box = window.calibration_box
         window.document.calibrationChanged.connect(self._changed)
         window.canvas.calibrationLineDrawn.connect(self._line_drawn)
-        window.calibration_box.calibrationEntered.connect(self.set)
-        window.calibration_box.measureRequested.connect(self.measure)
+        box.calibrationEntered.connect(lambda value: self.set(None if value is None else Calibration(value, "typed")))
+        box.measureRequested.connect(self.measure)
+        box.clearRequested.connect(lambda: self.set(None))
+        box.profileApplied.connect(self.apply_profile)
+        box.saveProfileRequested.connect(self.save_profile)
+        box.set_profiles(self.profiles.load())
 
-    def set(self, mm_per_pixel: float | None) -> None:
-        """Use ``mm_per_pixel`` for this and later images (None: back to pixels)."""
-        self.window.remember(mm_per_pixel=mm_per_pixel)
-        self.window.document.set_calibration(mm_per_pixel)
+    def set(self, calibration: Calibration | None) -> None:
+        """Use ``calibration`` for the open image only (None: back to pixels)."""
+        self.window.document.set_calibration(calibration)
 
     def enter(self) -> None:
         value = ask_mm_per_pixel(self.window, self.window.document.mm_per_pixel)
         if value is not None:
-            self.set(value)
+            self.set(Calibration(value, "typed"))
 
     def measure(self) -> None:
         self.window.set_tool(Tool.CALIBRATE)
 
+    def apply_profile(self, name: str) -> bool:
+        """Apply the saved profile ``name`` to the open image (the clinician asked for it); False if unknown."""
+        value = self.profiles.load().get(name)
+        if value is None or self.window.document.image is None:
+            self.window.status.say(f"No profile named {name}." if value is None else "Open an image first.")
+            return False
+        self.set(Calibration(value, "profile", name))
+        self.window.status.say(f"Profile {name} applied to this image: {value:.5g} mm per pixel.")
+        return True
+
+    def save_profile(self, name: str | None = None) -> str | None:
+        """Save the open image's calibration as a named profile (asks for the name when none is given)."""
+        calibration = self.window.document.calibration
+        if calibration is None:
+            return None
+        name = name or ask_profile_name(self.window, calibration.mm_per_pixel)
+        if name is None:
+            return None
+        try:
+            name = self.profiles.save(name, calibration.mm_per_pixel)
+        except (ValueError, OutputWriteError) as error:
+            self.window.show_error(f"Could not save the profile: {error}")
+            return None
+        self.window.calibration_box.set_profiles(self.profiles.load())
+        self.window.status.say(f"Saved profile {name} ({calibration.mm_per_pixel:.5g} mm per pixel).")
+        return name
+
     def _line_drawn(self, length_px: float) -> None:
         length_mm = ask_line_length(self.window, length_px)
         if length_mm is not None:
-            self.set(mm_per_pixel_from_line(length_mm, length_px))
-            self.window.status.say(f"Calibrated: {self.window.document.mm_per_pixel:.5g} mm per pixel.")
+            self.set(Calibration(mm_per_pixel_from_line(length_mm, length_px), "measured"))
+            self.window.status.say(f"Calibrated this image: {self.window.document.mm_per_pixel:.5g} mm per pixel.")
         self.window.set_tool(Tool.NAVIGATE)
 
     def _changed(self) -> None:
         window = self.window
-        window.calibration_box.set_value(window.document.mm_per_pixel)
+        window.calibration_box.set_calibration(window.document.calibration)
+        window.measurements_panel.set_regions(window.document.regions)
+        window.measurements_panel.set_calibration(window.document.calibration)
         window.schedule_analysis()
         window.autosave.schedule()

@@ -79,6 +79,8 @@ class LesionCanvas(QGraphicsView):
         self._tolerance = 1.0
         self._vertices = items.VertexEditor()  # the drawn polygons, the selected vertex, a drag in progress
         self._polygons_dirty = True
+        self._holes: list[np.ndarray] = []  # inner boundaries: drawn, not edited as vertices
+        self._holes_dirty = True
         self._overlay_dirty = True
         self._pending_polygons: list[np.ndarray] | None = None  # our own vertex edit, kept as drawn
         self._committing_stroke = False  # the overlay already shows the stroke: no rebuild needed
@@ -224,6 +226,12 @@ class LesionCanvas(QGraphicsView):
         self._refresh()
 
     @property
+    def holes(self) -> list[np.ndarray]:
+        """The inner boundaries as drawn (same coordinates as :attr:`polygons`); not editable as vertices."""
+        self._ensure_polygons()
+        return [h.copy() for h in self._holes]
+
+    @property
     def polygons(self) -> list[np.ndarray]:
         """The boundary polygons as drawn (image (x, y) pixel-centre coordinates), i.e. the editable vertices."""
         self._ensure_polygons()
@@ -254,6 +262,7 @@ class LesionCanvas(QGraphicsView):
     def _on_mask_changed(self) -> None:
         self._vertices.drag = None  # e.g. undo pressed mid-drag: the dragged polygon no longer matches the mask
         self._overlay_dirty = self._overlay_dirty or not self._committing_stroke
+        self._holes_dirty = True
         if self._pending_polygons is not None:
             self._vertices.polygons, self._polygons_dirty = self._pending_polygons, False
         else:
@@ -265,14 +274,19 @@ class LesionCanvas(QGraphicsView):
         self.boundary_item.setPen(items.cosmetic_pen(QColor(*self._style.colour), BOUNDARY_WIDTH_PX))
 
     def _ensure_polygons(self) -> None:
+        holes_changed = self._holes_dirty
+        if self._holes_dirty:
+            self._holes, self._holes_dirty = items.trace_holes(self._document.mask, self._tolerance), False
         if not self._polygons_dirty:
+            if holes_changed:
+                self._show_polygons()
             return
         self._vertices.polygons = items.trace_polygons(self._document.mask, self._tolerance)
         self._polygons_dirty = False
         self._show_polygons()
 
     def _show_polygons(self) -> None:
-        self.boundary_item.setPath(items.polygons_path(self._vertices.polygons))
+        self.boundary_item.setPath(items.polygons_path([*self._vertices.polygons, *self._holes]))
         self.handles_item.set_polygons(self._vertices.polygons, self._vertices.selected)
 
     def _refresh(self) -> None:

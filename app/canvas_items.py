@@ -16,6 +16,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
+from segmentation.lesion import lesion_box
 from segmentation.polygon import mask_to_polygons, polygons_to_mask
 
 #: Sub-pixel precision (fractional bits) for OpenCV drawing: strokes follow the mouse, not the pixel grid.
@@ -67,6 +68,25 @@ def trace_polygons(mask: np.ndarray | None, tolerance: float) -> list[np.ndarray
     crop = mask[top : int(rows[-1]) + 1, left : int(cols[-1]) + 1]
     offset = np.array([left, top], float)
     return [poly + offset for poly in mask_to_polygons(crop, tolerance_px=tolerance)]
+
+
+def trace_holes(mask: np.ndarray | None, tolerance: float) -> list[np.ndarray]:
+    """The inner boundaries (holes) of the lesion, for drawing: each hole's outline through the centres of the lesion
+    pixels around it, simplified like the outer boundary. Traced on the lesion's bounding box only."""
+    if mask is None or not mask.any():
+        return []
+    box = lesion_box(mask, 1)
+    crop = np.ascontiguousarray(mask[box], dtype=np.uint8)
+    contours, hierarchy = cv2.findContours(crop, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    offset = np.array([box[1].start, box[0].start], float)
+    holes = []
+    for contour, (_, _, _, parent) in zip(contours, hierarchy[0], strict=True):
+        if parent < 0:
+            continue  # an outer boundary: drawn (and edited) by the vertex polygons
+        if tolerance > 0:
+            contour = cv2.approxPolyDP(contour, float(tolerance), True)
+        holes.append(contour.reshape(-1, 2).astype(np.float64) + offset)
+    return holes
 
 
 def polygons_path(polygons: Sequence[np.ndarray]) -> QPainterPath:

@@ -16,6 +16,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoGroup, QUndoStack
 
+from segmentation.calibration import Calibration, calibration_record
 from segmentation.lesion import LesionSegmentation, assess_confidence, binarise
 from segmentation.measurements import LesionMeasurements, measure_lesion
 from segmentation.postprocess import clean_up
@@ -88,7 +89,8 @@ class LesionDocument(QObject):
         self.threshold = 0.5
         self.edited = False
         self.cleanup: tuple[str, ...] = ()
-        self.mm_per_pixel: float | None = None
+        self.calibration: Calibration | None = None  # of this image only: a new image starts uncalibrated
+        self.regions = "largest"  # what is measured: the largest region, or "all" regions together
         self.edited_at = ""  # UTC ISO time of the last edit (stroke, clean-up, undo...), "" when never edited
         self.mask_source: dict | None = None  # provenance of a mask loaded from a file (a batch) instead of the model
         self.undo_group = QUndoGroup(self)
@@ -143,7 +145,9 @@ class LesionDocument(QObject):
         self.path, self.image = Path(path), image
         self.segmentation, self.mask = None, None
         self.edited, self.cleanup, self.edited_at, self.mask_source = False, (), "", None
+        self.calibration, self.regions = None, "largest"
         self.imageChanged.emit()
+        self.calibrationChanged.emit()
         self.segmentationChanged.emit()
         self.maskChanged.emit()
 
@@ -290,18 +294,28 @@ class LesionDocument(QObject):
     def measurements(self) -> LesionMeasurements | None:
         if self.mask is None or self.image is None:
             return None
-        return measure_lesion(self.mask, self.image, mm_per_pixel=self.mm_per_pixel)
+        return measure_lesion(self.mask, self.image, mm_per_pixel=self.mm_per_pixel, regions=self.regions)
 
     def confidence(self):
         if self.segmentation is None or self.mask is None:
             return None
         return assess_confidence(self.segmentation.probability, self.mask, self.threshold)
 
-    def set_calibration(self, mm_per_pixel: float | None) -> None:
-        if mm_per_pixel is not None and mm_per_pixel <= 0:
-            raise ValueError("mm per pixel must be positive")
-        self.mm_per_pixel = mm_per_pixel
+    @property
+    def mm_per_pixel(self) -> float | None:
+        return None if self.calibration is None else self.calibration.mm_per_pixel
+
+    def set_calibration(self, calibration: Calibration | None) -> None:
+        """This image's calibration (None: measure in pixels); it ends when another image is opened."""
+        if calibration is not None and not isinstance(calibration, Calibration):
+            raise TypeError(f"expected a Calibration or None, got {type(calibration).__name__}")
+        self.calibration = calibration
         self.calibrationChanged.emit()
+
+    def set_regions(self, regions: str) -> None:
+        """Measure the largest region ("largest") or all regions together ("all"), for this image."""
+        self.regions = regions
+        self.calibrationChanged.emit()  # the same consequence: the numbers are measured again
 
     def provenance(self) -> dict:
         segmentation, source = self.segmentation, self.mask_source or {}
@@ -311,5 +325,6 @@ class LesionDocument(QObject):
             "threshold": self.threshold,
             "cleanup": "+".join(self.cleanup) or "none",
             "edited": self.edited,
-            "mm_per_pixel": self.mm_per_pixel,
+            **calibration_record(self.calibration),
+            "measured_regions": self.regions,
         }

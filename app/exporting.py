@@ -69,7 +69,8 @@ class ExportController(QObject):
             "mask": document.mask.copy(),  # the mask as it is now, whatever the clinician does next
             "out_dir": out_dir,
             "provenance": document.provenance(),
-            "mm_per_pixel": document.mm_per_pixel,
+            "calibration": document.calibration,
+            "regions": document.regions,
             "style": style,
             "app_version": __version__,
         }

@@ -178,7 +178,9 @@ class MainWindow(QMainWindow):
         self.segmenter.failed.connect(lambda message: self.show_error(f"Segmentation failed: {message}"))
         self.segmenter.cancelled.connect(lambda: self.status.say("Segmentation cancelled; the image is yours."))
         self.analyser.finished.connect(self._analysis_done)
-        self.analyser.failed.connect(lambda message: self.status.say(message))
+        self.analyser.progress.connect(self._measured)
+        self.analyser.failed.connect(self._analysis_failed)
+        self.measurements_panel.regionsChanged.connect(self.document.set_regions)
         self.autosave.failed.connect(self.show_error)
         self.cleanup.done.connect(self.status.say)
         self.exporter.exported.connect(self._exported)
@@ -205,7 +207,6 @@ class MainWindow(QMainWindow):
         self.overlay_panel.set_threshold(s.threshold)
         self.document.threshold = s.threshold
         self.canvas.set_brush_radius(s.brush_screen_radius)
-        self.calibration_box.set_value(s.mm_per_pixel)
 
     # -- the model -------------------------------------------------------------------------------------------------
     @property
@@ -220,7 +221,7 @@ class MainWindow(QMainWindow):
 
     def _model_ready(self, ok: bool) -> None:
         if ok:
-            self.autosave.model_sha256 = self.predictor.info.sha256
+            self.autosave.model_sha256 = self.predictor.weights_sha256
         self._update_actions()
         self.modelLoaded.emit(ok)
         if ok and self.document.image is not None and self._pending_segment:
@@ -272,7 +273,6 @@ class MainWindow(QMainWindow):
         self.flags_banner.hide()
         self.document.open_image(path, image)
         self.document.set_threshold(self.settings.threshold)  # the next image starts from the remembered one
-        self.document.set_calibration(self.settings.mm_per_pixel)
         exported = self.folder_panel.state(path) == EXPORTED
         restored = self.autosave.restore()
         self.folder_panel.set_state(path, EXPORTED) if exported else None  # restoring is not a new edit
@@ -417,28 +417,41 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def schedule_analysis(self) -> None:
-        """Measure and flag the mask 150 ms after the last change, so a burst of changes is measured once."""
+        """Measure and flag the mask 150 ms after the last change, so a burst of changes is measured once; the
+        panel says "Updating…" from the change until the new numbers are in."""
+        self.measurements_panel.set_updating(True)
         self._analysis_timer.start()
 
     def _start_analysis(self) -> None:
         doc = self.document
         if doc.mask is None or doc.image is None:
-            self.measurements_panel.show_measurements(None, doc.mm_per_pixel)
+            self.measurements_panel.show_measurements(None, doc.calibration)
             return
         probability = doc.segmentation.probability if doc.segmentation is not None else None
         self.analyser.start(
-            analyse_task, doc.path, doc.mask.copy(), doc.image, doc.mm_per_pixel, probability, doc.threshold
-        )
+            analyse_task, doc.path, doc.mask.copy(), doc.image, doc.mm_per_pixel, probability, doc.threshold,
+            doc.regions,
+        )  # fmt: skip
 
     def _analysis_done(self, result: object) -> None:
         path, measurements, flags = result  # type: ignore[misc]
         if path != self.document.path:
             return
-        self.measurements_panel.show_measurements(measurements, self.document.mm_per_pixel)
+        self.measurements_panel.show_measurements(measurements, self.document.calibration)
         text = flags_text(flags)
         self.flags_banner.show_message(text, "warning") if text else self.flags_banner.hide()
         self.folder_panel.set_state(path, None, flags)
         self.analysed.emit()
+
+    def _measured(self, result: object) -> None:
+        """The measurements, ahead of the confidence flags of the same analysis."""
+        path, measurements = result  # type: ignore[misc]
+        if path == self.document.path:
+            self.measurements_panel.show_measurements(measurements, self.document.calibration)
+
+    def _analysis_failed(self, message: str) -> None:
+        self.measurements_panel.show_measurements(None, self.document.calibration)
+        self.status.say(message)
 
     def _threshold_changed(self, threshold: float) -> None:
         self.remember(threshold=threshold)
@@ -592,7 +605,8 @@ class MainWindow(QMainWindow):
     def show_about(self) -> AboutDialog:
         predictor = self.predictor
         device = predictor.device_description if predictor else ""
-        return self._show(AboutDialog(predictor.info if predictor else None, device, self.model.problem, self))
+        info, weights_sha256 = (predictor.info, predictor.weights_sha256) if predictor else (None, "")
+        return self._show(AboutDialog(info, device, self.model.problem, self, weights_sha256=weights_sha256))
 
     def _show(self, dialog):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

@@ -66,7 +66,7 @@ class ModelController(QObject):
         self.predictor, note = result  # type: ignore[misc]
         info, status, device = self.predictor.info, self.window.status, self.predictor.device_description
         self.problem = ""
-        status.set_model(info.name, info.short_hash, device)
+        status.set_model(info.name, self.predictor.weights_sha256, device)
         if not info.validation:
             self.window.weights_banner.show_message(f"Model “{info.name}”: {NO_VALIDATION}", "error")
         status.say(note or f"Model {info.name} ready on {device}.")

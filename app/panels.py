@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from segmentation.calibration import Calibration
 from segmentation.export import OverlayStyle
 from segmentation.lesion import ConfidenceFlags
 from segmentation.measurements import MEASUREMENT_FIELDS, LesionMeasurements, unit_label
@@ -135,13 +136,36 @@ class OverlayPanel(QGroupBox):
         self.thresholdChanged.emit(value / 100)
 
 
+UPDATING = "Updating…"
+
+
 class MeasurementsPanel(QGroupBox):
-    """Area, perimeter, diameters, asymmetry, border irregularity and colour variegation of the current mask."""
+    """Area, perimeter, diameters, asymmetry, border irregularity and colour variegation of the lesion: the mask's
+    largest region, or all regions together when the clinician ticks that; how many other regions there are.
+
+    While new numbers are being computed the old ones are greyed out under "Updating…", so a stale number is never
+    read as the current one.
+    """
+
+    regionsChanged = Signal(str)  # "largest" or "all"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Measurements", parent)
         self.unit_label = QLabel(self)
         self.unit_label.setWordWrap(True)
+        self.updating_label = QLabel(UPDATING, self)
+        self.updating_label.setObjectName("measurements_updating")
+        self.updating_label.setStyleSheet("color: #004e8c; font-style: italic;")
+        self.updating_label.hide()
+        self.all_regions_box = QCheckBox("Measure all regions together", self)
+        self.all_regions_box.setToolTip(
+            "Off: the largest region is the lesion and the others are only counted. "
+            "On: every region of the mask is measured as one lesion."
+        )
+        self.regions_note = QLabel(self)
+        self.regions_note.setWordWrap(True)
+        self.regions_note.setObjectName("regions_note")
+        self.regions_note.hide()
         self.values: dict[str, QLabel] = {}
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft)
@@ -162,19 +186,52 @@ class MeasurementsPanel(QGroupBox):
         self.note.setStyleSheet("color: palette(mid); font-size: small;")
         layout = QVBoxLayout(self)
         layout.addWidget(self.unit_label)
+        layout.addWidget(self.updating_label)
         layout.addLayout(form)
+        layout.addWidget(self.regions_note)
+        layout.addWidget(self.all_regions_box)
         layout.addWidget(self.note)
+        self.all_regions_box.toggled.connect(lambda on: self.regionsChanged.emit("all" if on else "largest"))
         self.show_measurements(None, None)
 
-    def show_measurements(self, measurements: LesionMeasurements | None, mm_per_pixel: float | None) -> None:
-        """Show ``measurements`` (None: no mask or an empty one) in mm once calibrated, else in pixels."""
-        unit = "mm" if mm_per_pixel else "px"
-        self.unit_label.setText(
-            f"Units: mm ({mm_per_pixel:.5g} mm per pixel)" if mm_per_pixel else "Units: px (not calibrated)"
-        )
+    def show_measurements(self, measurements: LesionMeasurements | None, calibration: Calibration | None) -> None:
+        """Show ``measurements`` (None: no mask or an empty one) in mm once calibrated, else in pixels, with where
+        the calibration came from; the numbers are current again (the "Updating…" state ends)."""
+        unit = "px" if calibration is None else "mm"
+        self.set_calibration(calibration)
         for attribute, _label, dimension in MEASUREMENT_FIELDS:
             value = None if measurements is None else getattr(measurements, attribute)
             self.values[attribute].setText(format_value(value, dimension, unit))
+        others = 0 if measurements is None else measurements.other_regions
+        self.regions_note.setText(
+            f"{others} other region{'s' if others != 1 else ''} in the mask not measured: erase them, use "
+            "Keep largest lesion, or measure all regions together."
+        )
+        self.regions_note.setVisible(others > 0)
+        self.set_updating(False)
+
+    def set_calibration(self, calibration: Calibration | None) -> None:
+        """The units line: mm with the value and where it came from, or pixels (not calibrated)."""
+        self.unit_label.setText(
+            "Units: px (not calibrated)"
+            if calibration is None
+            else f"Units: mm ({calibration.mm_per_pixel:.5g} mm per pixel, {calibration.describe()})"
+        )
+
+    def set_regions(self, regions: str) -> None:
+        self.all_regions_box.blockSignals(True)
+        self.all_regions_box.setChecked(regions == "all")
+        self.all_regions_box.blockSignals(False)
+
+    def set_updating(self, updating: bool) -> None:
+        """Grey the numbers out under "Updating…" while new ones are computed."""
+        self.updating_label.setVisible(updating)
+        for value in self.values.values():
+            value.setEnabled(not updating)
+
+    @property
+    def updating(self) -> bool:
+        return not self.updating_label.isHidden()
 
     def text_of(self, attribute: str) -> str:
         return self.values[attribute].text()

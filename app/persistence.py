@@ -8,6 +8,7 @@ for the disk while the clinician draws.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from datetime import datetime
@@ -19,6 +20,7 @@ from app.document import LesionDocument
 from app.settings import app_data_dir
 from app.workers import new_pool
 from segmentation.autosave import AutosaveStore, SavedState
+from segmentation.calibration import SOURCES, Calibration
 
 log = logging.getLogger("lesionlens.gui")
 AUTOSAVE_DELAY_MS = 500
@@ -97,8 +99,11 @@ class AutosaveController(QObject):
         document.restore(
             state.mask, edited=state.edited, threshold=state.threshold, cleanup=state.cleanup, edited_at=state.edited_at
         )
-        if state.mm_per_pixel is not None:
-            document.set_calibration(state.mm_per_pixel)
+        if state.mm_per_pixel is not None:  # this image's own calibration, saved with its edits
+            source = state.calibration_source if state.calibration_source in SOURCES else "typed"
+            profile = state.calibration_profile if source == "profile" else ""
+            with contextlib.suppress(ValueError):  # a value out of range is dropped, never guessed
+                document.set_calibration(Calibration(state.mm_per_pixel, source, profile))
         return state
 
     def has(self, path: Path) -> bool:
@@ -112,7 +117,12 @@ class AutosaveController(QObject):
         document = self.document
         if document.path is None or document.mask is None:
             return False
-        return document.edited or document.undo_stack.count() > 0 or self.store.has(document.path)
+        return (
+            document.edited
+            or document.undo_stack.count() > 0
+            or document.calibration is not None  # the image's own calibration is kept with it
+            or self.store.has(document.path)
+        )
 
     def _state(self) -> SavedState | None:
         if not self._worth_saving():
@@ -125,6 +135,8 @@ class AutosaveController(QObject):
             edited=document.edited,
             cleanup=tuple(document.cleanup),
             mm_per_pixel=document.mm_per_pixel,
+            calibration_source=document.calibration.source if document.calibration else "",
+            calibration_profile=document.calibration.profile if document.calibration else "",
             model_sha256=segmentation.model_sha256 if segmentation else self.model_sha256,
             edited_at=document.edited_at,
         )

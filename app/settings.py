@@ -44,7 +44,6 @@ class Settings:
     show_fill: bool = True
     show_boundary: bool = True
     threshold: float = 0.5
-    mm_per_pixel: float | None = None
     last_folder: str = ""
     brush_screen_radius: int = 12  # screen pixels: the brush looks the same at any zoom and on any image
     device: str = "auto"
@@ -94,8 +93,6 @@ def _valid(name: str, value: object) -> bool:
         return _is_real(value) and 0.0 <= value <= 1.0
     if name in ("show_fill", "show_boundary"):
         return isinstance(value, bool)
-    if name == "mm_per_pixel":
-        return value is None or (_is_real(value) and value > 0)
     if name == "brush_screen_radius":
         return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= _MAX_BRUSH_RADIUS
     if name == "backend":
@@ -119,7 +116,7 @@ def load_settings(path: Path | None = None) -> Settings:
     for field in dataclasses.fields(Settings):
         value = data.get(field.name)
         if field.name in data and _valid(field.name, value):
-            is_float = field.name in ("overlay_opacity", "threshold", "mm_per_pixel") and value is not None
+            is_float = field.name in ("overlay_opacity", "threshold")
             values[field.name] = float(value) if is_float else value  # type: ignore[arg-type]
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -49,9 +49,11 @@ class StatusBar(QStatusBar):
     def say(self, text: str, msecs: int = MESSAGE_MS) -> None:
         self.showMessage(text, msecs)
 
-    def set_model(self, name: str, short_hash: str, device: str) -> None:
-        self.model_label.setText(f"Model: {name} ({short_hash})" if name else "Model: none")
-        self.model_label.setToolTip(f"{name}\nSHA-256 {short_hash}…" if name else "No model loaded")
+    def set_model(self, name: str, file_sha256: str, device: str) -> None:
+        """The model's name and the first 12 digits of its weights file's SHA-256 (the tooltip has all 64, as
+        ``sha256sum`` prints them, so the clinic can check the file it was given)."""
+        self.model_label.setText(f"Model: {name} ({file_sha256[:12]})" if name else "Model: none")
+        self.model_label.setToolTip(f"{name}\nWeights file SHA-256: {file_sha256}" if name else "No model loaded")
         self.device_label.setText(device)
 
     def set_position(self, x: int, y: int) -> None:

@@ -210,9 +210,12 @@ def analyse_task(
     mm_per_pixel: float | None,
     probability: np.ndarray | None,
     threshold: float,
+    regions: str = "largest",
 ) -> tuple[Path, LesionMeasurements | None, ConfidenceFlags | None]:
-    """Measurements and confidence flags of the current mask (seconds on a 24-megapixel photo: off the GUI)."""
-    measurements = measure_lesion(mask, image, mm_per_pixel=mm_per_pixel)
+    """Measurements and confidence flags of the current mask (off the GUI thread; the measurements take about a
+    tenth of a second on a 12-megapixel photo, see benchmarks/measure_edit.py)."""
+    measurements = measure_lesion(mask, image, mm_per_pixel=mm_per_pixel, regions=regions)
+    context.progress((path, measurements))  # shown at once: the flags below take longer on a large photo
     flags = None if probability is None else assess_confidence(probability, mask, threshold)
     return path, measurements, flags
 

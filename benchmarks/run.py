@@ -19,12 +19,12 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import agreement, end_to_end, forward, gui, models, report, training
+from benchmarks import agreement, end_to_end, forward, gui, measure_edit, models, peak_120mp, report, training
 from benchmarks.common import REPO, machine, real_images
 from segmentation.imageio import read_image_size
 
 README_START, README_END = "<!-- bench-summary:start -->", "<!-- bench-summary:end -->"
-SECTIONS = ("forward", "agreement", "latency", "throughput", "memory", "training", "gui")
+SECTIONS = ("forward", "agreement", "latency", "throughput", "memory", "training", "gui", "measure_edit", "peak_120mp")
 END_TO_END = {"latency": "latency", "throughput": "throughput", "memory": "peak_memory_mb"}
 
 
@@ -107,6 +107,10 @@ def _run_section(section: str, weights: dict[str, Path], described: dict, quick:
         return agreement.run(weights["full"], quick=quick)
     if section in END_TO_END:
         return end_to_end.run(weights, END_TO_END[section], quick=quick)
+    if section == "measure_edit":
+        return measure_edit.run(runs=5 if quick else 15)
+    if section == "peak_120mp":
+        return peak_120mp.run(["segment"] if quick else None)
     if section == "training":
         return training.run(steps=2 if quick else 6, warmup=1 if quick else 2)
     if section == "gui":

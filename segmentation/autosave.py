@@ -46,6 +46,9 @@ class SavedState:
     model_sha256: str
     saved_at: str = ""
     edited_at: str = ""
+    #: Where the calibration came from ("measured", "profile", "typed"; "" when uncalibrated) and the profile's name.
+    calibration_source: str = ""
+    calibration_profile: str = ""
 
 
 def autosave_key(image_path: Path) -> str:
@@ -110,6 +113,8 @@ class AutosaveStore:
             "cleanup": [str(step) for step in state.cleanup],
             "mm_per_pixel": None if state.mm_per_pixel is None else float(state.mm_per_pixel),
             "model_sha256": str(state.model_sha256),
+            "calibration_source": str(state.calibration_source),
+            "calibration_profile": str(state.calibration_profile),
             "saved_at": state.saved_at or datetime.now(UTC).isoformat(timespec="seconds"),
             "edited_at": str(state.edited_at),
         }
@@ -178,6 +183,8 @@ class AutosaveStore:
             model_sha256=document["model_sha256"],
             saved_at=document["saved_at"],
             edited_at=document["edited_at"] if isinstance(document.get("edited_at"), str) else "",
+            calibration_source=str(document.get("calibration_source", "")),
+            calibration_profile=str(document.get("calibration_profile", "")),
         )
 
     @staticmethod
@@ -247,6 +254,8 @@ def _valid_document(doc: object) -> bool:
         and (mm is None or (_is_number(mm) and mm > 0))
         and isinstance(doc.get("model_sha256"), str)
         and isinstance(doc.get("saved_at"), str)
+        and isinstance(doc.get("calibration_source", ""), str)
+        and isinstance(doc.get("calibration_profile", ""), str)
         and (size is None or isinstance(size, int))
         and (mtime is None or isinstance(mtime, int))
     )

@@ -258,7 +258,7 @@ class BatchSegmenter:
         info = self.predictor.info
         return {
             "model": info.name,
-            "model_sha256": info.sha256,
+            "model_sha256": self.predictor.weights_sha256,  # the file's SHA-256, as sha256sum prints it
             "model_created": info.created,
             "threshold": self.threshold,
             "mm_per_pixel": self.mm_per_pixel or "",

@@ -1,4 +1,4 @@
-"""Export of one image's lesion result: mask, overlay, boundary polygons and measurements (no Qt).
+"""Export of one image's lesion result: mask, overlay, boundary (GeoJSON) and measurements (no Qt).
 
 An export is all-or-nothing: everything is computed and written to temp files beside the targets first (a full
 disk fails there, with every earlier file untouched); only then are the temp files renamed into place, the earlier
@@ -8,8 +8,9 @@ LesionLens did not write (the folder's ownership record, ``segmentation.ownershi
 overwritten at all; the source image is never written: a clinician's original is evidence, an export is derived
 from it.
 
-Provenance (model, threshold, edits, calibration, app version, time, and the SHA-256 of the source file) goes into
-the boundary JSON and the measurements CSV, so an exported result can be traced to the exact image and model.
+Provenance (model and its weights file's SHA-256, threshold, edits, calibration and where it came from, which regions
+were measured, app version, time, and the SHA-256 of the source file) goes into the boundary GeoJSON's properties and
+the measurements CSV, so an exported result can be traced to the exact image and model.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import cv2
 import numpy as np
 
 from segmentation import __version__, software_versions
+from segmentation.calibration import Calibration, calibration_record
+from segmentation.geojson import mask_to_geojson
 from segmentation.imageio import (
     OutputWriteError,
     encode_image,
@@ -38,14 +41,12 @@ from segmentation.imageio import (
     write_reason,
     write_temp_file,
 )
-from segmentation.measurements import LesionMeasurements, measure_lesion
+from segmentation.lesion import lesion_box
+from segmentation.measurements import REGION_CHOICES, LesionMeasurements, measure_lesion
 from segmentation.ownership import ABSENT, OURS, OutputRecord, describe, sha256_of
-from segmentation.polygon import mask_to_polygons
 from segmentation.tables import csv_bytes
 
 __all__ = [
-    "BOUNDARY_TOLERANCE_PX",
-    "COORDINATE_CONVENTION",
     "EXPORT_KINDS",
     "ExportExistsError",
     "OverlayStyle",
@@ -55,13 +56,10 @@ __all__ = [
 ]
 
 EXPORT_KINDS: tuple[str, ...] = ("mask", "overlay", "boundary", "measurements")
-#: Douglas-Peucker tolerance of the exported polygons: half a pixel keeps the outline within the pixel grid's own
-#: precision while dropping the staircase vertices of straight runs.
-BOUNDARY_TOLERANCE_PX = 0.5
-COORDINATE_CONVENTION = "(x, y) = pixel centre"
+_OVERLAY_BAND_ROWS = 512
 _SUFFIXES = {
     "overlay": "_overlay.png",
-    "boundary": "_boundary.json",
+    "boundary": "_boundary.geojson",
     "measurements": "_measurements.csv",
 }
 
@@ -113,13 +111,23 @@ def render_overlay(image: np.ndarray, mask: np.ndarray, style: OverlayStyle) -> 
     """
     image, mask = _check_image_and_mask(image, mask)
     out = image.copy()
+    if not mask.any():
+        return out
+    box = lesion_box(mask, 1)
+    top, left = box[0].start, box[1].start
     colour = np.asarray(style.colour, dtype=np.float32)
-    if style.fill and style.opacity > 0 and mask.any():
-        blended = out[mask].astype(np.float32) * (1.0 - style.opacity) + colour * style.opacity
-        out[mask] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
-    if style.boundary and mask.any():
+    if style.fill and style.opacity > 0:
+        # In bands of rows over the lesion's box: the same arithmetic, with temporary arrays of a band, not of a
+        # 120-megapixel lesion.
+        for row in range(box[0].start, box[0].stop, _OVERLAY_BAND_ROWS):
+            rows = slice(row, min(row + _OVERLAY_BAND_ROWS, box[0].stop))
+            region, lesion = out[rows, box[1]], mask[rows, box[1]]
+            blended = region[lesion].astype(np.float32) * (1.0 - style.opacity) + colour * style.opacity
+            region[lesion] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    if style.boundary:
         thickness = max(1, round(min(mask.shape) / 300))
-        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+        crop = np.ascontiguousarray(mask[box], dtype=np.uint8)
+        contours, _ = cv2.findContours(crop, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE, offset=(left, top))
         rgb = tuple(int(c) for c in style.colour)  # the array is RGB, so the colour goes in RGB order
         cv2.drawContours(out, contours, -1, rgb, thickness, lineType=cv2.LINE_8)  # crisp: no blur past the edge
     return out
@@ -135,7 +143,7 @@ def _check_kinds(kinds: Iterable[str]) -> tuple[str, ...]:
 
 def export_paths(image_path: Path, out_dir: Path, kinds: Iterable[str] = EXPORT_KINDS) -> dict[str, Path]:
     """Where each kind is written: ``<stem>_segmentation.png`` (ISIC naming), ``<stem>_overlay.png``,
-    ``<stem>_boundary.json``, ``<stem>_measurements.csv``, in ``out_dir``."""
+    ``<stem>_boundary.geojson``, ``<stem>_measurements.csv``, in ``out_dir``."""
     stem = Path(image_path).stem
     paths: dict[str, Path] = {}
     for kind in _check_kinds(kinds):
@@ -163,11 +171,6 @@ def _json_default(value: object) -> object:
     return str(value)  # Path and the like: a readable record beats a failed export
 
 
-def _number(value: float) -> int | float:
-    """Whole-pixel vertices as ints in the JSON (``12`` rather than ``12.0``); others kept as floats."""
-    return int(value) if float(value).is_integer() else float(value)
-
-
 def _measurement_columns(measurements: LesionMeasurements | None, unit: str) -> dict[str, object]:
     """The ``to_dict`` columns; for an empty mask the same column names with empty values."""
     if measurements is not None:
@@ -177,16 +180,10 @@ def _measurement_columns(measurements: LesionMeasurements | None, unit: str) -> 
     return dict.fromkeys(template.to_dict(), None)
 
 
-def _boundary_json(name: str, mask: np.ndarray, provenance: dict) -> bytes:
-    polygons = mask_to_polygons(mask, tolerance_px=BOUNDARY_TOLERANCE_PX)
-    document = {
-        "image": name,
-        "image_size": [int(mask.shape[1]), int(mask.shape[0])],
-        "coordinate_convention": COORDINATE_CONVENTION,
-        "polygons": [[[_number(x), _number(y)] for x, y in poly] for poly in polygons],
-        "provenance": provenance,
-    }
-    return (json.dumps(document, indent=2, ensure_ascii=False, default=_json_default) + "\n").encode("utf-8")
+def _boundary_geojson(name: str, mask: np.ndarray, provenance: dict) -> bytes:
+    """The boundary with its holes as GeoJSON (``segmentation.geojson``), the provenance in its properties."""
+    document = mask_to_geojson(mask, properties={"image": name, **provenance})
+    return (json.dumps(document, indent=1, ensure_ascii=False, default=_json_default) + "\n").encode("utf-8")
 
 
 def _measurements_csv(name: str, columns: dict[str, object], provenance: dict) -> bytes:
@@ -236,6 +233,8 @@ def export_lesion(
     *,
     provenance: dict,
     mm_per_pixel: float | None = None,
+    calibration: Calibration | None = None,
+    regions: str = "largest",
     kinds: Iterable[str] = EXPORT_KINDS,
     style: OverlayStyle = OverlayStyle(),  # frozen, so one shared default is safe
     overwrite: bool = False,
@@ -245,9 +244,10 @@ def export_lesion(
 
     ``image`` is the RGB image as shown and ``mask`` its lesion mask (bool HxW); ``image_path`` is the source file,
     only read (for its name and SHA-256). ``provenance`` is the caller's record (model, model_sha256, threshold,
-    cleanup, edited...); ``mm_per_pixel``, ``app_version`` (default: the package version), ``exported_at`` (UTC),
-    ``source_image`` and ``source_sha256`` are added to it. An empty mask still exports (empty polygons, empty
-    measurement values).
+    cleanup, edited...); the calibration (``calibration``, or a bare ``mm_per_pixel``, recorded as typed in) with its
+    source, the ``measured_regions`` (``regions`` of ``measure_lesion``: the largest region or all),
+    ``app_version`` (default: the package version), ``exported_at`` (UTC), ``source_image`` and ``source_sha256`` are
+    added to it. An empty mask still exports (no polygons, empty measurement values).
 
     Every file written is recorded in the folder's ownership record (``segmentation.ownership``, kinds
     ``export:mask``...) before it is put in place.
@@ -258,6 +258,8 @@ def export_lesion(
     """
     image_path, out_dir = Path(image_path), Path(out_dir)
     image, mask = _check_image_and_mask(image, mask)
+    if regions not in REGION_CHOICES:
+        raise ValueError(f"regions must be one of {list(REGION_CHOICES)}, got {regions!r}")
     paths = export_paths(image_path, out_dir, kinds)
     for path in paths.values():
         if _is_same_file(path, image_path):
@@ -270,9 +272,13 @@ def export_lesion(
     if existing and not overwrite:
         raise ExportExistsError(existing)
 
+    if calibration is None and mm_per_pixel is not None:
+        calibration = Calibration(mm_per_pixel, "typed")
+    mm_per_pixel = None if calibration is None else calibration.mm_per_pixel
     provenance_record = {
         **provenance,
-        "mm_per_pixel": mm_per_pixel,  # the value the measurements used, whatever the caller's dict said
+        **calibration_record(calibration),  # the value the measurements used, whatever the caller's dict said
+        "measured_regions": regions,
         "app_version": app_version or __version__,
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source_image": image_path.name,
@@ -286,9 +292,9 @@ def export_lesion(
     if "overlay" in paths:
         contents["overlay"] = encode_image(paths["overlay"], render_overlay(image, mask, style))
     if "boundary" in paths:
-        contents["boundary"] = _boundary_json(image_path.name, mask, provenance_record)
+        contents["boundary"] = _boundary_geojson(image_path.name, mask, provenance_record)
     if "measurements" in paths:
-        measured = measure_lesion(mask, image, mm_per_pixel=mm_per_pixel)
+        measured = measure_lesion(mask, image, mm_per_pixel=mm_per_pixel, regions=regions)
         columns = _measurement_columns(measured, "px" if mm_per_pixel is None else "mm")
         contents["measurements"] = _measurements_csv(image_path.name, columns, provenance_record)
 

@@ -13,7 +13,7 @@ import torch
 from segmentation.backends import Backend, build_backend
 from segmentation.lesion import DEFAULT_THRESHOLD, LesionSegmentation
 from segmentation.preprocessing import prepare_input
-from segmentation.weights import ModelInfo, load_weights
+from segmentation.weights import ModelInfo, file_sha256, load_weights
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
@@ -59,6 +59,9 @@ class Predictor:
         """``backend``: ``auto`` (default; ``$LESIONLENS_BACKEND`` overrides it), ``torch`` or ``onnxruntime``."""
         self.weights_path = Path(weights)
         model, self.info = load_weights(self.weights_path, expected_sha256=expected_sha256)
+        #: What ``sha256sum`` prints for the weights file: the model's identity shown to users and in exports (the
+        #: tensor hash in ``info.sha256`` stays in the file's metadata, where the loader checks it).
+        self.weights_sha256 = file_sha256(self.weights_path)
         self.device = select_device(device)
         self.backend: Backend = build_backend(model, self.device, self.info.preprocessing.input_size, backend)
         self.model = model.to(self.device).eval()  # the PyTorch network (hooks, export); may not be what runs
@@ -84,7 +87,7 @@ class Predictor:
             probability=probability,
             threshold=threshold,
             model_name=self.info.name,
-            model_sha256=self.info.sha256,
+            model_sha256=self.weights_sha256,
             device=self.device_description,
         )
 

@@ -92,6 +92,8 @@ def assess_confidence(
 class LesionSegmentation:
     """A lesion mask with its probability map, threshold and provenance; no Qt, no torch.
 
+    ``model_sha256`` is the SHA-256 of the weights *file* (what ``sha256sum`` prints), which anyone can check.
+
     ``probability`` is float32 HxW at the image's own size. ``mask`` is the bool mask for ``threshold`` unless a
     clinician edited it (then ``edited`` is True and the threshold no longer defines it).
     """

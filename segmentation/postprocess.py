@@ -6,15 +6,21 @@ returns a new bool array, never modifying its input.
 
 Conventions: the lesion (foreground) is 8-connected; the background is therefore 4-connected when
 deciding what is a hole (the dual connectivity, so a diagonal gap in a lesion outline is not a leak).
+
+Every step works on the lesion's bounding box (widened where a step needs room), so its time and temporary memory
+follow the lesion, not the photo: a 120-megapixel image costs a copy of its mask, not several float images.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+import cv2
 import numpy as np
 from scipy import ndimage
-from skimage import measure
+
+from segmentation.lesion import lesion_box
+from segmentation.measurements import lesion_regions
 
 __all__ = [
     "CLEANUP_STEPS",
@@ -45,18 +51,28 @@ def keep_largest_lesion(mask: np.ndarray) -> np.ndarray:
     positives (hair, ruler marks, vignetting).
     """
     mask = _check_mask(mask)
-    labels, n = measure.label(mask, connectivity=2, return_num=True)
-    if n <= 1:
+    found = lesion_regions(mask, "largest")
+    if found is None or found[2] == 1:
         return mask.copy()
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return labels == int(np.argmax(sizes))
+    lesion, box, _ = found
+    out = np.zeros_like(mask)
+    out[box] = lesion.view(bool)
+    return out
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """Fill background regions not (4-)connected to the image border: a lesion has no holes."""
     mask = _check_mask(mask)
-    return ndimage.binary_fill_holes(mask).astype(bool, copy=False)
+    out = mask.copy()
+    if not mask.any():
+        return out
+    box = lesion_box(mask, 1)
+    # Padded by one pixel, the crop's frame is background connected to everything outside the lesion (the crop's
+    # own margin, or the image border): what a 4-connected flood from there does not reach is lesion or hole.
+    flood = cv2.copyMakeBorder(np.ascontiguousarray(mask[box], dtype=np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, 0)
+    cv2.floodFill(flood, None, (0, 0), 2, flags=4)
+    out[box] = flood[1:-1, 1:-1] != 2
+    return out
 
 
 def default_smooth_radius(shape: tuple[int, ...]) -> int:
@@ -80,8 +96,12 @@ def smooth_boundary(mask: np.ndarray, radius_px: int) -> np.ndarray:
         raise ValueError(f"radius_px must be a non-negative integer, got {radius_px!r}")
     if radius == 0 or not mask.any():
         return mask.copy()
-    blurred = ndimage.gaussian_filter(mask.astype(np.float32), sigma=radius, mode="nearest")
-    return blurred > 0.5
+    # The blur reaches 4 sigma (scipy's truncation): beyond that margin around the lesion nothing can change.
+    box = lesion_box(mask, 4 * radius + 2)
+    blurred = ndimage.gaussian_filter(mask[box].astype(np.float32), sigma=radius, mode="nearest")
+    out = np.zeros_like(mask)
+    out[box] = blurred > 0.5
+    return out
 
 
 def clean_up(mask: np.ndarray, steps: Iterable[str], *, smooth_radius_px: int | None = None) -> np.ndarray:

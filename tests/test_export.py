@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 import segmentation.export as export_module
+from segmentation.calibration import Calibration
 from segmentation.export import (
     EXPORT_KINDS,
     ExportExistsError,
@@ -25,9 +26,9 @@ from segmentation.export import (
     export_paths,
     render_overlay,
 )
+from segmentation.geojson import geojson_to_mask
 from segmentation.imageio import OutputWriteError, read_image, read_mask
 from segmentation.ownership import RECORD_NAME
-from segmentation.polygon import polygons_to_mask
 
 PROVENANCE = {
     "model": "test-model",
@@ -88,7 +89,7 @@ def test_export_writes_all_four_files_with_correct_content(tmp_path: Path, sourc
     assert names(out) == {
         "ISIC_0000001_segmentation.png",
         "ISIC_0000001_overlay.png",
-        "ISIC_0000001_boundary.json",
+        "ISIC_0000001_boundary.geojson",
         "ISIC_0000001_measurements.csv",
     }
     # Mask: 8-bit single channel 0/255 at the image's size, reads back equal.
@@ -98,16 +99,14 @@ def test_export_writes_all_four_files_with_correct_content(tmp_path: Path, sourc
     np.testing.assert_array_equal(read_mask(written["mask"]), mask)
     # Overlay: the rendered overlay, losslessly.
     np.testing.assert_array_equal(read_image(written["overlay"]), render_overlay(image, mask, OverlayStyle()))
-    # Boundary: rasterised polygons cover the mask.
+    # Boundary: GeoJSON whose polygons fill back to exactly the mask.
     doc = json.loads(written["boundary"].read_text(encoding="utf-8"))
-    assert doc["image"] == "ISIC_0000001.jpg"
-    assert doc["image_size"] == [W, H]
-    assert doc["coordinate_convention"] == "(x, y) = pixel centre"
-    assert len(doc["polygons"]) == 1
-    filled = polygons_to_mask([np.array(p, dtype=float) for p in doc["polygons"]], (H, W))
-    assert (filled & mask).sum() / (filled | mask).sum() > 0.98
+    prov = doc["features"][0]["properties"]
+    assert prov["image"] == "ISIC_0000001.jpg"
+    assert prov["image_size"] == [W, H]
+    assert len(doc["features"][0]["geometry"]["coordinates"]) == 1
+    np.testing.assert_array_equal(geojson_to_mask(doc), mask)
     # Provenance: the caller's record plus what the export adds.
-    prov = doc["provenance"]
     assert {k: prov[k] for k in PROVENANCE} == PROVENANCE
     assert prov["app_version"] == "9.9.9"
     assert prov["source_image"] == "ISIC_0000001.jpg"
@@ -122,7 +121,7 @@ def test_export_writes_all_four_files_with_correct_content(tmp_path: Path, sourc
     assert float(row["area_px2"]) == mask.sum()
     assert int(row["n_regions"]) == 1
     assert row["source_sha256"] == before and row["model"] == "test-model" and row["edited"] == "True"
-    assert row["mm_per_pixel"] == ""
+    assert row["mm_per_pixel"] == "" and row["calibration_source"] == "none" and row["measured_regions"] == "largest"
     columns = list(row)
     assert columns[0] == "image" and columns[-6:] == [
         "app_version",
@@ -145,7 +144,34 @@ def test_calibrated_export_reports_mm(tmp_path: Path, source) -> None:
     assert "area_px2" not in row
     assert float(row["area_mm2"]) == pytest.approx(mask.sum() * 0.05**2)
     assert float(row["mm_per_pixel"]) == 0.05
-    assert json.loads(written["boundary"].read_text())["provenance"]["mm_per_pixel"] == 0.05
+    assert row["calibration_source"] == "typed"
+    properties = json.loads(written["boundary"].read_text())["features"][0]["properties"]
+    assert properties["mm_per_pixel"] == 0.05 and properties["calibration_source"] == "typed"
+
+
+def test_export_records_where_the_calibration_came_from(tmp_path: Path, source) -> None:
+    path, image = source
+    calibration = Calibration(0.0534, "profile", "Dermlite DL4")
+    written = export_lesion(path, image, disc(), tmp_path, provenance=PROVENANCE, calibration=calibration)
+    row = read_csv(written["measurements"])[0]
+    assert float(row["mm_per_pixel"]) == 0.0534 and float(row["area_mm2"]) == pytest.approx(disc().sum() * 0.0534**2)
+    assert (row["calibration_source"], row["calibration_profile"]) == ("profile", "Dermlite DL4")
+    properties = json.loads(written["boundary"].read_text())["features"][0]["properties"]
+    assert (properties["calibration_source"], properties["calibration_profile"]) == ("profile", "Dermlite DL4")
+
+
+def test_exported_boundary_keeps_the_holes(tmp_path: Path, source) -> None:
+    """The old JSON had outer polygons only: filling them differed from the mask by exactly the hole."""
+    path, image = source
+    mask = disc()
+    rows, cols = np.nonzero(mask)
+    centre = int(rows.mean()), int(cols.mean())
+    mask[centre[0] - 4 : centre[0] + 4, centre[1] - 3 : centre[1] + 5] = False
+    written = export_lesion(path, image, mask, tmp_path, provenance=PROVENANCE, kinds=("boundary",))
+    document = json.loads(written["boundary"].read_text())
+    (polygon,) = document["features"][0]["geometry"]["coordinates"]
+    assert len(polygon) == 2  # exterior and one interior ring
+    np.testing.assert_array_equal(geojson_to_mask(document), mask)
 
 
 def test_no_metadata_is_carried_into_the_outputs(tmp_path: Path, source) -> None:
@@ -168,7 +194,7 @@ def test_empty_mask_still_exports(tmp_path: Path, source) -> None:
     with Image.open(written["mask"]) as im:
         assert im.size == (W, H) and not np.array(im).any()
     np.testing.assert_array_equal(read_image(written["overlay"]), image)
-    assert json.loads(written["boundary"].read_text())["polygons"] == []
+    assert json.loads(written["boundary"].read_text())["features"][0]["geometry"]["coordinates"] == []
     row = read_csv(written["measurements"])[0]
     assert row["area_px2"] == "" and row["n_regions"] == "" and row["colour_variegation"] == ""
     assert row["image"] == "ISIC_0000001.jpg" and row["source_sha256"] == sha(path)

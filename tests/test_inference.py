@@ -6,6 +6,7 @@ here judges whether a mask outlines a lesion.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,9 @@ def test_predict_mask_is_probability_at_threshold(predictor: Predictor, rgb_imag
     assert result.mask.dtype == np.bool_
     assert result.threshold == threshold
     assert result.model_name == UNTRAINED_NAME
-    assert result.model_sha256 == predictor.info.sha256
+    # The model's identity is its weights file's SHA-256, as sha256sum prints it, not the tensor hash.
+    assert result.model_sha256 == hashlib.sha256(predictor.weights_path.read_bytes()).hexdigest()
+    assert result.model_sha256 != predictor.info.sha256
 
 
 def test_batch_equals_single_predictions(predictor: Predictor, rgb_image) -> None:

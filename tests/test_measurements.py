@@ -103,13 +103,44 @@ def test_empty_mask_gives_none():
     assert measure_lesion(np.zeros((10, 10), dtype=bool)) is None
 
 
-def test_fragments_measured_as_one_lesion():
+def test_the_largest_region_is_measured_and_the_others_counted():
+    lesion = _disc((200, 300), (100, 150), 60)
+    speck = np.zeros_like(lesion)
+    speck[0:3, 0:3] = True  # a corner speck, as a low threshold leaves them
+    alone = measure_lesion(lesion)
+    m = measure_lesion(lesion | speck)
+    assert (m.n_regions, m.other_regions) == (2, 1)
+    for name in ("area", "perimeter", "max_diameter", "asymmetry"):
+        assert getattr(m, name) == pytest.approx(getattr(alone, name))
+    # Most of the lesion erased: the diameter follows what is left, the speck does not hold it up.
+    rest = lesion.copy()
+    rest[:, :200] = False
+    shrunk = measure_lesion(rest | speck)
+    assert shrunk.max_diameter < 0.8 * alone.max_diameter
+    assert shrunk.max_diameter == pytest.approx(measure_lesion(rest).max_diameter)
+
+
+def test_all_regions_measured_together_on_request():
     mask = _disc((60, 120), (30, 30), 10) | _disc((60, 120), (30, 90), 10)
     single = measure_lesion(_disc((60, 120), (30, 30), 10))
-    m = measure_lesion(mask)
-    assert m.n_regions == 2
+    m = measure_lesion(mask, regions="all")
+    assert (m.n_regions, m.other_regions) == (2, 0)
     assert m.area == pytest.approx(2 * single.area)
     assert m.max_diameter > 70
+    largest = measure_lesion(mask)
+    assert (largest.n_regions, largest.other_regions) == (2, 1)
+    assert largest.area == pytest.approx(single.area)
+    with pytest.raises(ValueError, match="regions"):
+        measure_lesion(mask, regions="some")
+
+
+def test_an_island_inside_a_hole_is_its_own_region():
+    mask = _disc((100, 100), (50, 50), 40)
+    mask[30:70, 30:70] = False
+    mask[45:55, 45:55] = True
+    m = measure_lesion(mask)
+    assert (m.n_regions, m.other_regions) == (2, 1)
+    assert m.area == pytest.approx(np.count_nonzero(mask) - 100)
 
 
 def test_image_shape_mismatch_names_both_shapes():

@@ -35,7 +35,6 @@ def test_round_trip(tmp_path: Path) -> None:
         show_fill=False,
         show_boundary=False,
         threshold=0.3,
-        mm_per_pixel=0.0125,
         last_folder="/data/clinic/2025-01 Ünïcode",
         brush_screen_radius=40,
         device="cpu",
@@ -76,7 +75,7 @@ def test_partly_invalid_file_keeps_the_valid_keys(tmp_path: Path) -> None:
         "show_fill": "yes",  # wrong type
         "show_boundary": False,  # valid
         "threshold": 1,  # an int is a valid number
-        "mm_per_pixel": -1.0,  # must be > 0
+        "mm_per_pixel": 0.05,  # no longer a preference (a calibration belongs to one image): ignored
         "last_folder": "/data",  # valid
         "brush_screen_radius": 12.5,  # not an int
         "device": None,  # wrong type

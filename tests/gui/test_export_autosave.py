@@ -11,6 +11,7 @@ import pytest
 from PySide6.QtWidgets import QMessageBox
 
 from app.folder_panel import EXPORTED
+from segmentation.geojson import geojson_to_mask
 from segmentation.imageio import read_mask
 from segmentation.ownership import RECORD_NAME
 
@@ -31,7 +32,7 @@ def test_export_writes_four_files_and_asks_before_overwriting(window, image_fold
     path, written = blocker.args
     assert path == source and set(written) == {"mask", "overlay", "boundary", "measurements"}
     assert sorted(p.name for p in out.iterdir() if p.name != RECORD_NAME) == [
-        "lesion_0_boundary.json",
+        "lesion_0_boundary.geojson",
         "lesion_0_measurements.csv",
         "lesion_0_overlay.png",
         "lesion_0_segmentation.png",
@@ -40,9 +41,11 @@ def test_export_writes_four_files_and_asks_before_overwriting(window, image_fold
     with (out / "lesion_0_measurements.csv").open(newline="", encoding="utf-8") as handle:
         row = next(csv.DictReader(handle))
     assert row["model"] == "untrained-test-model" and row["edited"] == "True"
-    boundary = json.loads((out / "lesion_0_boundary.json").read_text(encoding="utf-8"))
-    assert boundary["provenance"]["model_sha256"] == window.predictor.info.sha256
-    assert boundary["provenance"]["app_version"]
+    boundary = json.loads((out / "lesion_0_boundary.geojson").read_text(encoding="utf-8"))
+    properties = boundary["features"][0]["properties"]
+    assert properties["model_sha256"] == window.predictor.weights_sha256  # the weights file's SHA-256
+    assert properties["app_version"]
+    np.testing.assert_array_equal(geojson_to_mask(boundary), document.mask)
     assert window.folder_panel.state(source) == EXPORTED
     assert source.read_bytes() == source_bytes  # the source image is never written
 
@@ -98,12 +101,10 @@ def test_settings_are_remembered_between_runs(make_window, lesionlens_home: Path
     first.overlay_panel.opacity_slider.setValue(60)
     first.overlay_panel.fill_box.setChecked(False)
     first.canvas.set_brush_radius(20)
-    first.calibration.set(0.02)
     first.close()
     second = make_window()
     assert second.overlay_panel.style.opacity == pytest.approx(0.6) and not second.overlay_panel.style.fill
     assert second.canvas.overlay_style.opacity == pytest.approx(0.6)
     assert second.canvas.brush_radius == 20
-    assert second.settings.mm_per_pixel == pytest.approx(0.02)
     assert not second.named_actions["toggle_fill"].isChecked()
     assert (lesionlens_home / "window.ini").exists()

@@ -5,6 +5,7 @@ The model is untrained (see conftest); nothing here looks at what its masks cont
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 import threading
@@ -37,7 +38,7 @@ def test_open_and_segment_off_the_gui_thread(window: MainWindow, image_folder: P
     assert window.document.mask.shape == (48, 64)
     assert not window.status.is_busy()
     assert "untrained-test-model" in window.status.model_label.text()
-    assert window.predictor.info.short_hash in window.status.model_label.text()
+    assert window.predictor.weights_sha256[:12] in window.status.model_label.text()
     assert "CPU" in window.status.device_label.text()
     assert window.windowTitle().startswith("lesion_0.png")
 
@@ -114,8 +115,9 @@ def test_calibration_by_line_switches_measurements_to_mm(window, image_folder, o
     with qtbot.waitSignal(window.analysed, timeout=WAIT_MS):
         window.canvas.calibrationLineDrawn.emit(100.0)
     assert window.document.mm_per_pixel == pytest.approx(0.05)
-    assert window.settings.mm_per_pixel == pytest.approx(0.05)
     assert "mm" in window.measurements_panel.unit_label.text()
+    assert "measured on this image" in window.measurements_panel.unit_label.text()
+    assert "measured on this image" in window.calibration_box.source_label.text()
     assert window.canvas.tool is Tool.NAVIGATE
     if window.document.mask.any():
         assert window.measurements_panel.text_of("area").endswith("mm²")
@@ -236,7 +238,12 @@ def test_about_names_version_model_licence_and_intended_use(window: MainWindow) 
 
     dialog = window.show_about()
     text = dialog.label.text()
-    assert __version__ in text and "untrained-test-model" in text and window.predictor.info.sha256 in text
+    file_sha256 = hashlib.sha256(window.predictor.weights_path.read_bytes()).hexdigest()  # what sha256sum prints
+    assert __version__ in text and "untrained-test-model" in text and file_sha256 in text
+    assert window.predictor.info.sha256 not in text  # the tensor hash stays in the file's metadata
+    label = window.status.model_label
+    assert file_sha256[:12] in label.text() and file_sha256 in label.toolTip()
+    assert window.predictor.info.sha256[:12] not in label.text() + label.toolTip()
     assert "not a diagnostic device" in text and "CC BY-NC 4.0" in text and "Codella" in text
     assert "no validation results" in text  # an untrained model must never look like it segments lesions
     dialog.close()

@@ -152,7 +152,7 @@ def test_a_failed_export_leaves_nothing_and_the_app_goes_on(
     real_replace = os.replace
 
     def replace(src, dst, *args, **kwargs):
-        if Path(dst).parent == out and Path(dst).name.endswith("_boundary.json"):
+        if Path(dst).parent == out and Path(dst).name.endswith("_boundary.geojson"):
             raise OSError(code, os.strerror(code))
         return real_replace(src, dst, *args, **kwargs)
 
@@ -160,7 +160,7 @@ def test_a_failed_export_leaves_nothing_and_the_app_goes_on(
     with qtbot.waitSignal(window.exporter.failed, timeout=WAIT_MS):
         assert window.export(out)
     assert window.last_error.startswith("Export failed: cannot write ") and reason in window.last_error
-    assert "lesion_0_boundary.json" in window.last_error
+    assert "lesion_0_boundary.geojson" in window.last_error
     assert window.message_banner.isVisible()
     assert [p.name for p in out.iterdir() if p.name != RECORD_NAME] == [], "no half export, no temp file"
     monkeypatch.setattr(os, "replace", real_replace)  # space freed: the same export now works
