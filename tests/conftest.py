@@ -1,5 +1,8 @@
 """Shared fixtures: a tiny *untrained* weights file, the shared ISIC sample folder and synthetic RGB images.
 
+The session runs with a throw-away HOME, XDG folders and LESIONLENS_HOME (``tests/isolation.py``), set in
+``pytest_configure`` before any test module is collected; a run that touches the real user's folders fails.
+
 Everything here is deliberately small (base width 4, 48x64 input) so the suite stays fast on two busy cores. The
 weights are random: they exercise the plumbing (file format, preprocessing, inference, CLI) and say nothing about
 segmentation quality; their name says so, and no test treats their masks as lesions.
@@ -15,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from isolation import Isolation, isolate
 
 from segmentation.network import NetworkConfig, build_model
 from segmentation.preprocessing import Preprocessing
@@ -26,6 +30,43 @@ ISIC_SAMPLE_DIR = (REPO_ROOT / ".." / "shared" / "datasets" / "isic2017").resolv
 UNTRAINED_NAME = "untrained-test-model"
 TINY_CONFIG = NetworkConfig(variant="full", base_width=4)
 TINY_PREPROCESSING = Preprocessing(input_size=(48, 64))
+
+
+_ISOLATION_KEY = pytest.StashKey[Isolation]()
+_ESCAPED_KEY = pytest.StashKey[list[str]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point HOME, XDG_* and LESIONLENS_HOME into a temporary folder before any test module is imported."""
+    config.stash[_ISOLATION_KEY] = isolate()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when the real user's folders changed while it ran (a test escaped the isolation)."""
+    isolation = session.config.stash.get(_ISOLATION_KEY, None)
+    if isolation is None:
+        return
+    escaped = isolation.finish()
+    session.config.stash[_ESCAPED_KEY] = escaped
+    if escaped:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    escaped = config.stash.get(_ESCAPED_KEY, [])
+    if escaped:
+        terminalreporter.section("the tests touched the real user's files", red=True)
+        for line in escaped[:50]:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_home(pytestconfig: pytest.Config) -> Isolation:
+    """Every test runs in the session's temporary home (see ``pytest_configure``); this checks it still holds."""
+    isolation = pytestconfig.stash[_ISOLATION_KEY]
+    assert Path(os.environ["HOME"]).is_relative_to(isolation.root), "HOME is not the session's temporary home"
+    assert Path(os.environ["LESIONLENS_HOME"]).is_relative_to(isolation.root)
+    return isolation
 
 
 @pytest.fixture(scope="session", autouse=True)
