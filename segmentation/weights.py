@@ -22,6 +22,13 @@ from segmentation import __version__
 from segmentation.imageio import atomic_write_bytes
 from segmentation.network import ARCHITECTURE, DualAttentionUNet, NetworkConfig, build_model
 from segmentation.preprocessing import Preprocessing
+from segmentation.weights_checks import (
+    MetadataProblem,
+    check_forward_pass,
+    check_header,
+    check_metadata,
+    check_tensors,
+)
 
 FORMAT = "lesionlens-weights"
 FORMAT_VERSION = 1
@@ -119,31 +126,22 @@ def save_weights(
 
 
 def read_model_info(path: str | os.PathLike) -> ModelInfo:
-    """Read and check only the metadata (cheap: the header, not the tensors)."""
+    """Read and check only the metadata (cheap: the header, not the tensors).
+
+    Every field is checked for its type and range before anything is built from it (see
+    :mod:`segmentation.weights_checks`); a problem is a WeightsError naming the file.
+    """
     path = Path(path)
     metadata = _open(path, lambda handle: handle.metadata())
     try:
         raw = json.loads((metadata or {})[METADATA_KEY])
-    except (KeyError, TypeError, json.JSONDecodeError) as error:
+    except (KeyError, TypeError, json.JSONDecodeError, RecursionError) as error:
         raise WeightsError(path, "not a LesionLens weights file (no LesionLens metadata)") from error
-    if raw.get("format") != FORMAT or raw.get("architecture") != ARCHITECTURE:
-        raise WeightsError(
-            path,
-            f"weights are for architecture {raw.get('architecture')!r}, LesionLens expects {ARCHITECTURE!r}",
-        )
-    if int(raw.get("format_version", 0)) > FORMAT_VERSION:
-        raise WeightsError(path, f"made by a newer LesionLens (format {raw['format_version']}); please update")
     try:
-        return ModelInfo(
-            name=raw["name"],
-            network=NetworkConfig(**raw["network"]),
-            preprocessing=Preprocessing.from_dict(raw["preprocessing"]),
-            training=raw.get("training", {}),
-            validation=raw.get("validation", {}),
-            code_version=raw.get("code_version", ""),
-            created=raw.get("created", ""),
-            sha256=raw.get("sha256", ""),
-        )
+        check_header(raw, FORMAT, FORMAT_VERSION, ARCHITECTURE)
+        return ModelInfo(**check_metadata(raw))
+    except MetadataProblem as error:
+        raise WeightsError(path, str(error)) from error
     except (KeyError, TypeError, ValueError) as error:
         raise WeightsError(path, f"metadata is incomplete or invalid ({error})") from error
 
@@ -152,8 +150,9 @@ def load_weights(path: str | os.PathLike, *, expected_sha256: str | None = None)
     """Rebuild the model from a weights file, verifying the tensors against their recorded hash.
 
     ``expected_sha256`` is a pin of the whole file's SHA-256 (tensors *and* metadata, so a changed preprocessing
-    or architecture entry is caught too), as the app pins its bundled model. The returned model is in eval mode,
-    float32, on the CPU.
+    or architecture entry is caught too), as the app pins its bundled model. The metadata is checked before the
+    network is built; the tensors must be finite floats where the network has floats; and one forward pass on a
+    fixed test image must give finite logits. The returned model is in eval mode, float32, on the CPU.
     """
     path = Path(path)
     if expected_sha256 is not None and _pinned_file_differs(path, expected_sha256):
@@ -172,6 +171,10 @@ def load_weights(path: str | os.PathLike, *, expected_sha256: str | None = None)
     if actual != info.sha256:
         raise WeightsError(path, "weights do not match their recorded SHA-256 (file altered or corrupt)")
     model = build_model(info.network)
+    try:
+        check_tensors(state, model.state_dict())
+    except MetadataProblem as error:
+        raise WeightsError(path, str(error)) from error
     state = {key: value.float() if value.is_floating_point() else value for key, value in state.items()}
     try:
         model.load_state_dict(state, strict=True)
@@ -179,7 +182,12 @@ def load_weights(path: str | os.PathLike, *, expected_sha256: str | None = None)
         raise WeightsError(
             path, f"tensors do not fit the {info.network.variant} network they claim ({error})"
         ) from error
-    return model.eval(), info
+    model.eval()
+    try:
+        check_forward_pass(model, info.preprocessing)
+    except MetadataProblem as error:
+        raise WeightsError(path, str(error)) from error
+    return model, info
 
 
 def _pinned_file_differs(path: Path, expected_sha256: str) -> bool:
