@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt, qVersion
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from segmentation import __version__
+from segmentation.plain_text import plain_text
 from segmentation.weights import ModelInfo
 
 INTENDED_USE = (
@@ -82,7 +83,7 @@ def model_html(info: ModelInfo | None, device: str = "", problem: str = "", weig
     if info is None:
         return f"<p><b>No model loaded.</b> {html.escape(problem)}</p>"
     rows = [
-        ("Name", info.name),
+        ("Name", plain_text(info.name)),  # escaped below too: a name is shown, never rendered
         ("Weights file SHA-256", weights_sha256 or "unknown"),
         ("Made with LesionLens", info.code_version or "unknown"),
         ("Created", info.created or "unknown"),

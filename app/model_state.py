@@ -18,6 +18,7 @@ from app.about import NO_VALIDATION
 from app.workers import TaskRunner, load_predictor_task
 from segmentation.bundled_model import pinned_sha256
 from segmentation.inference import Predictor
+from segmentation.plain_text import plain_text
 from segmentation.resources import default_weights_path
 
 if TYPE_CHECKING:
@@ -67,9 +68,10 @@ class ModelController(QObject):
         info, status, device = self.predictor.info, self.window.status, self.predictor.device_description
         self.problem = ""
         status.set_model(info.name, self.predictor.weights_sha256, device)
+        name = plain_text(info.name)  # untrusted text from the weights file: one plain line
         if not info.validation:
-            self.window.weights_banner.show_message(f"Model “{info.name}”: {NO_VALIDATION}", "error")
-        status.say(note or f"Model {info.name} ready on {device}.")
+            self.window.weights_banner.show_message(f"Model “{name}”: {NO_VALIDATION}", "error")
+        status.say(note or f"Model {name} ready on {device}.")
         self.loaded.emit(True)
 
     def _failed(self, message: str) -> None:

@@ -266,6 +266,7 @@ class Banner(QFrame):
         super().__init__(parent)
         self.label = QLabel(self)
         self.label.setWordWrap(True)
+        self.label.setTextFormat(Qt.TextFormat.PlainText)  # messages quote file and model names: never rich text
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.button = QPushButton(button_text, self)
         self.button.setVisible(bool(button_text))

@@ -10,6 +10,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QToolButton, QWidget
 
+from segmentation.plain_text import plain_text
+
 MESSAGE_MS = 8000
 
 
@@ -24,6 +26,8 @@ class StatusBar(QStatusBar):
         self.model_label.setObjectName("model_label")
         self.device_label = QLabel(self)
         self.device_label.setObjectName("device_label")
+        for label in (self.model_label, self.device_label):
+            label.setTextFormat(Qt.TextFormat.PlainText)  # a model name with HTML is shown, never rendered
         self.progress = QProgressBar(self)
         self.progress.setMaximumWidth(160)
         self.progress.setRange(0, 0)  # indeterminate: the network reports no progress of its own
@@ -52,6 +56,7 @@ class StatusBar(QStatusBar):
     def set_model(self, name: str, file_sha256: str, device: str) -> None:
         """The model's name and the first 12 digits of its weights file's SHA-256 (the tooltip has all 64, as
         ``sha256sum`` prints them, so the clinic can check the file it was given)."""
+        name = plain_text(name)  # from the weights file: untrusted, shown as one plain line
         self.model_label.setText(f"Model: {name} ({file_sha256[:12]})" if name else "Model: none")
         self.model_label.setToolTip(f"{name}\nWeights file SHA-256: {file_sha256}" if name else "No model loaded")
         self.device_label.setText(device)

@@ -30,6 +30,7 @@ from segmentation.bundled_model import pinned_sha256
 from segmentation.folderlock import FolderLockedError, output_folder_lock
 from segmentation.imageio import OutputWriteError, write_reason
 from segmentation.inference import DEVICE_CHOICES, Predictor
+from segmentation.plain_text import plain_text
 from segmentation.resources import WEIGHTS_ENV, default_weights_path
 from segmentation.weights import WeightsError
 
@@ -152,7 +153,7 @@ def _main(argv: list[str] | None) -> int:
 def _run(args: argparse.Namespace, predictor: Predictor, items: list, problems: list) -> int:
     log.info(
         "model %s (%s) on %s; %d images",
-        predictor.info.name,
+        plain_text(predictor.info.name),
         predictor.info.short_hash,
         predictor.device_description,
         len(items),

@@ -22,6 +22,7 @@ from segmentation import bundled_model
 from segmentation.imageio import ImageReadError, read_image, read_mask
 from segmentation.inference import DEVICE_CHOICES, Predictor
 from segmentation.metrics import ConfusionCounts, dice
+from segmentation.plain_text import plain_text
 from segmentation.resources import DEFAULT_WEIGHTS_NAME, resources_dir
 from segmentation.weights import WeightsError
 
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     width, height = result.image_size
     print(
-        f"model: {result.model_name} (weights {result.model_sha256[:12]}; "
+        f"model: {plain_text(result.model_name)} (weights {result.model_sha256[:12]}; "
         f"file SHA-256 {result.file_sha256[:12]} matches the pin)"
     )
     print(f"device: {result.device}")

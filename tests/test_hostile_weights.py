@@ -208,3 +208,38 @@ def test_cli_refuses_a_nan_model_with_exit_2_naming_the_file(good: Path, tmp_pat
     assert str(good) in done.stderr and "NaN or infinite" in done.stderr
     assert "Traceback" not in done.stderr
     assert not out.exists()
+
+
+HOSTILE_NAME = 'good\nerror: all good\x1b[31m RED\x1b[0m\x1b]0;pwned\x07 \u202eevil <a href="x">link</a>'
+
+
+def test_plain_text_leaves_one_printable_line() -> None:
+    from segmentation.plain_text import plain_text
+
+    shown = plain_text(HOSTILE_NAME)
+    assert "\n" not in shown and "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown
+    assert shown == 'good error: all good RED \ufffdevil <a href="x">link</a>'
+    assert plain_text("ISIC model, Dice 0.86") == "ISIC model, Dice 0.86"  # ordinary names unchanged
+    assert plain_text("x" * 500).endswith("…") and len(plain_text("x" * 500)) == 200
+
+
+def test_cli_prints_a_hostile_model_name_as_one_plain_line(tmp_path: Path, rgb_image) -> None:
+    from PIL import Image
+
+    weights = tmp_path / "named.safetensors"
+    torch.manual_seed(3)
+    save_weights(weights, build_model(CONFIG), name=HOSTILE_NAME, preprocessing=PREPROCESSING)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(rgb_image(40, 40)).save(tmp_path / "in" / "lesion.png")
+    argv = ["segment", tmp_path / "in", "--out", tmp_path / "out", "--weights", weights, "--backend", "torch"]
+    done = subprocess.run(
+        [sys.executable, "-m", "app.launcher", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    assert "\x1b" not in output and "\x07" not in output and "\u202e" not in output
+    assert not any(line.startswith("error: all good") for line in output.splitlines())
+    assert "model good error: all good RED" in output

