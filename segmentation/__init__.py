@@ -1,6 +1,13 @@
 """LesionLens segmentation core: network, inference, image IO, post-processing, metrics, measurements (no Qt)."""
 
+import os
 from importlib.metadata import PackageNotFoundError, version
+
+# ONNX Runtime's Linux/macOS builds (1.2x and later) keep a device id and queue telemetry events under
+# ~/.cache/Microsoft and send them to Microsoft. Set before onnxruntime is first imported (every LesionLens entry
+# point imports this package first), this switches all of it off: no uploader, no device id, no event queue.
+# segmentation.backends also calls onnxruntime.disable_telemetry_events() before creating a session (Windows).
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 try:
     __version__ = version("lesionlens")

@@ -82,6 +82,7 @@ class OnnxRuntimeBackend:
 
     @staticmethod
     def _session(onnxruntime, graph: bytes, threads: int, *, spin: bool):
+        onnxruntime.disable_telemetry_events()  # see segmentation/__init__.py: nothing is collected or sent
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
