@@ -97,6 +97,7 @@ class MainWindow(QMainWindow):
         self._restore_dismissed: set[Path] = set()  # images whose "restored your edits" banner was dismissed
         self._opening: Path | None = None
         self._batch_mask: tuple[Path, Path, dict] | None = None  # (image, mask file, provenance) to show on load
+        self._failed: Path | None = None  # the image that could not be opened: PgDown/N go on from it
         self._analysis_timer = QTimer(self, singleShot=True, interval=ANALYSIS_DELAY_MS)
         self._analysis_timer.timeout.connect(self._start_analysis)
         self._settings_timer = QTimer(self, singleShot=True, interval=1000)
@@ -268,7 +269,7 @@ class MainWindow(QMainWindow):
 
     def _image_loaded(self, result: object) -> None:
         path, image = result  # type: ignore[misc]
-        self._opening = None
+        self._opening = self._failed = None
         self.message_banner.hide()
         self.flags_banner.hide()
         self.document.open_image(path, image)
@@ -348,13 +349,14 @@ class MainWindow(QMainWindow):
 
     def _image_failed(self, message: str) -> None:
         path, self._opening = self._opening, None
+        self._failed = path
         self.show_error(f"Cannot open the image. {message}")
         self.folder_panel.set_state(path, CANNOT_OPEN)
         if self.document.path is not None:
             self.folder_panel.select(self.document.path)
 
     def step_image(self, step: int) -> None:
-        target = self.folder_panel.neighbour(self._opening or self.document.path, step)
+        target = self.folder_panel.neighbour(self._opening or self._failed or self.document.path, step)
         if target is None:
             self.status.say("No next image." if step > 0 else "No previous image.")
         else:

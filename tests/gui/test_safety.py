@@ -46,3 +46,31 @@ def test_a_model_name_with_html_and_escapes_is_shown_as_plain_text(make_window, 
     rendered.setHtml(dialog.label.text())
     assert shown in rendered.toPlainText(), "the About box shows the name's characters, not a link and an image"
     dialog.close()
+
+
+def test_next_image_gets_past_bad_images_to_the_ones_after_them(window, tmp_path: Path, rgb_image, qtbot) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    Image.fromarray(rgb_image(48, 64, seed=1)).save(folder / "a.png")
+    (folder / "b.png").write_bytes(b"not an image at all")
+    (folder / "c.jpg").write_bytes(b"")
+    Image.fromarray(rgb_image(48, 64, seed=2)).save(folder / "d.png")
+    with qtbot.waitSignal(window.imageLoaded, timeout=WAIT_MS):
+        window.open_paths([folder])
+    assert window.document.path == folder / "a.png"
+    for bad in ("b.png", "c.jpg"):
+        with qtbot.waitSignal(window.loader.failed, timeout=WAIT_MS):
+            window.step_image(1)  # PgDown / N
+        assert bad in window.last_error
+    with qtbot.waitSignal(window.imageLoaded, timeout=WAIT_MS):
+        window.step_image(1)
+    assert window.document.path == folder / "d.png", "the walk reached the image after the bad ones"
+    with qtbot.waitSignal(window.loader.failed, timeout=WAIT_MS):
+        window.step_image(-1)  # and back: PgUp from d meets c, then b, then a
+    with qtbot.waitSignal(window.loader.failed, timeout=WAIT_MS):
+        window.step_image(-1)
+    with qtbot.waitSignal(window.imageLoaded, timeout=WAIT_MS):
+        window.step_image(-1)
+    assert window.document.path == folder / "a.png"
