@@ -21,6 +21,7 @@ from app.settings import app_data_dir
 from app.workers import new_pool
 from segmentation.autosave import AutosaveStore, SavedState
 from segmentation.calibration import SOURCES, Calibration
+from segmentation.imageio import OutputWriteError
 
 log = logging.getLogger("lesionlens.gui")
 AUTOSAVE_DELAY_MS = 500
@@ -82,6 +83,9 @@ class AutosaveController(QObject):
         """Runs on the writer thread (or the GUI thread when waiting); signals reach the GUI thread queued."""
         try:
             self.store.save(path, state)
+        except OutputWriteError as error:  # expected (a full disk): the reason, no traceback, goes to the log
+            log.warning("autosave of %s failed: %s", path, error)
+            self.failed.emit(f"Autosave failed, your latest edits are not saved on disk: {error}")
         except Exception as error:
             log.exception("autosave of %s failed", path)
             self.failed.emit(f"Autosave failed, your latest edits are not saved on disk: {error}")
@@ -89,11 +93,21 @@ class AutosaveController(QObject):
             self.saved.emit(path)
 
     def restore(self) -> SavedState | None:
-        """Apply a saved state of the open image, if there is one of the same size; returns it."""
+        """Apply a saved state of the open image, if there is one of the same size; returns it.
+
+        A saved state that cannot be used is kept aside by the store (never deleted) and the user is told where,
+        through ``failed``: the image then shows the model's mask, and they know their edits were not restored."""
         document = self.document
         if document.path is None or document.image is None:
             return None
-        state = self.store.load(document.path, document.image.shape[:2])
+        state, set_aside = self.store.load_checked(document.path, document.image.shape[:2])
+        if set_aside is not None:
+            where = f"kept aside in {set_aside.files[0].parent}" if set_aside.files else "left where they were"
+            log.warning("saved edits of %s not restored (%s); %s", document.path, set_aside.reason, where)
+            self.failed.emit(
+                f"Your saved edits of {document.path.name} could not be restored: {set_aside.reason}. "
+                f"They were {where}; the image shows the model's mask."
+            )
         if state is None:
             return None
         document.restore(

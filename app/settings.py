@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from segmentation.imageio import OutputWriteError, atomic_write_bytes
+from segmentation.private_files import PRIVATE_FILE_MODE, private_folder
 
 __all__ = [
     "PREFERENCE_KEYS",
@@ -122,11 +123,13 @@ def load_settings(path: Path | None = None) -> Settings:
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> None:
-    """Write ``settings`` as JSON, atomically (temp file + rename), creating the folder; raises OutputWriteError."""
+    """Write ``settings`` as JSON, atomically (temp file + rename), creating the folder; raises OutputWriteError.
+
+    The folder is made private (0700) and the file 0600: it names the folders the clinician worked in."""
     path = default_settings_path() if path is None else Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(path.parent)
     except OSError as e:
         raise OutputWriteError(path.parent, e.strerror or str(e)) from e
     text = json.dumps(dataclasses.asdict(settings), indent=2, ensure_ascii=False) + "\n"
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, text.encode("utf-8"), mode=PRIVATE_FILE_MODE)

@@ -17,9 +17,12 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from app.settings import app_data_dir
 from segmentation.inference import DEVICE_CHOICES
+from segmentation.private_files import PrivateRotatingFileHandler, private_folder
 
 log = logging.getLogger("lesionlens.gui")
 LOG_NAME = "lesionlens.log"
+LOG_MAX_BYTES = 1_000_000  # then lesionlens.log.1 ... .3: at most 4 MB of log, the oldest dropped
+LOG_BACKUPS = 3
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -32,15 +35,20 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def setup_logging() -> Path | None:
-    """Log to ``app_data_dir()/lesionlens.log`` (stderr if that folder cannot be written); returns the file."""
+    """Log to ``app_data_dir()/lesionlens.log`` (stderr if that folder cannot be written); returns the file.
+
+    The folder is private (0700), the log 0600 and rotated (``LOG_MAX_BYTES``, ``LOG_BACKUPS`` old files): it names
+    the patients' image files."""
     logger = logging.getLogger("lesionlens")
     logger.setLevel(logging.INFO)
     path = app_data_dir() / LOG_NAME
     if any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path for h in logger.handlers):
         return path
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+        private_folder(path.parent)
+        handler: logging.Handler = PrivateRotatingFileHandler(
+            path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
+        )
     except OSError:
         handler, path = logging.StreamHandler(), None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

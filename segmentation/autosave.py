@@ -8,7 +8,10 @@ a save that fails (full disk) or is killed half-way leaves the previous state lo
 
 Loading is defensive: a missing, corrupt or mismatched state (other image size, or the source file changed since
 the save) gives None, never an exception, because restoring the wrong mask onto an image is worse than restoring
-none.
+none. A state that exists but cannot be used is never deleted or overwritten: :meth:`AutosaveStore.load_checked`
+moves its files aside (renamed into ``unusable/``) and says why, so the app can tell the clinician.
+
+The folder is private (0700) and its files 0600: they hold a patient's mask and the image's path.
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from segmentation.imageio import ImageReadError, OutputWriteError, atomic_write_bytes, read_mask, write_mask
+from segmentation.private_files import PRIVATE_FILE_MODE, private_folder
 
-__all__ = ["FORMAT_VERSION", "AutosaveStore", "SavedState", "autosave_key"]
+__all__ = ["FORMAT_VERSION", "AutosaveStore", "SavedState", "SetAside", "autosave_key"]
+
+UNUSABLE_FOLDER = "unusable"
 
 FORMAT_VERSION = 1
 _KEY_LENGTH = 24  # hex digits of SHA-256: 96 bits, no collisions in any realistic number of images
@@ -49,6 +55,14 @@ class SavedState:
     #: Where the calibration came from ("measured", "profile", "typed"; "" when uncalibrated) and the profile's name.
     calibration_source: str = ""
     calibration_profile: str = ""
+
+
+@dataclass
+class SetAside:
+    """A saved state that could not be used: why, and where its files are now (empty if they could not be moved)."""
+
+    reason: str
+    files: list[Path]
 
 
 def autosave_key(image_path: Path) -> str:
@@ -121,7 +135,7 @@ class AutosaveStore:
         data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
         png, meta, prev = self._paths(image_path)
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            private_folder(self.folder)
         except OSError as e:
             raise OutputWriteError(self.folder, e.strerror or str(e)) from e
         self._settle(png, meta, prev)
@@ -131,8 +145,8 @@ class AutosaveStore:
         except OSError as e:
             raise OutputWriteError(png, e.strerror or str(e)) from e
         try:
-            write_mask(png, mask)
-            atomic_write_bytes(meta, data)
+            write_mask(png, mask, mode=PRIVATE_FILE_MODE)
+            atomic_write_bytes(meta, data, mode=PRIVATE_FILE_MODE)
         except BaseException:
             with contextlib.suppress(OSError):
                 if prev.exists():
@@ -159,21 +173,41 @@ class AutosaveStore:
     def load(self, image_path: Path, image_shape: tuple[int, int]) -> SavedState | None:
         """The saved state for ``image_path``, or None when there is none, it is corrupt or unreadable, it was made
         for an image of another size, or the source file changed (size or mtime) since it was saved."""
+        return self._check(image_path, image_shape)[0]
+
+    def load_checked(self, image_path: Path, image_shape: tuple[int, int]) -> tuple[SavedState | None, SetAside | None]:
+        """Like :meth:`load`; a state that exists but cannot be used is moved aside (renamed into ``unusable/``,
+        never deleted) and returned as :class:`SetAside` with the reason, so the caller can tell the user."""
+        state, problem = self._check(image_path, image_shape)
+        if problem is None:
+            return state, None
+        return None, SetAside(problem, self._set_aside(image_path))
+
+    def _check(self, image_path: Path, image_shape: tuple[int, int]) -> tuple[SavedState | None, str | None]:
+        """(state, None), (None, None) when nothing is saved, or (None, why the saved state cannot be used)."""
         png, meta, prev = self._paths(image_path)
+        try:
+            meta.lstat()
+        except FileNotFoundError:
+            return None, None
+        except OSError:
+            pass  # there but not readable: _read_json says it is unusable
         document = self._read_json(meta)
         if document is None:
-            return None
+            return None, "the saved file is damaged or incomplete"
         shape = tuple(document["image_shape"])
         if shape != tuple(int(s) for s in image_shape[:2]):
-            return None
+            saved, now = f"{shape[1]}x{shape[0]}", f"{image_shape[1]}x{image_shape[0]}"
+            return None, f"they were saved for a {saved} image, this one is {now}"
         stat = _source_stat(image_path)
         if stat is None or (document["source_size"], document["source_mtime_ns"]) != stat:
-            return None  # another image now has this path (or it was modified): its mask would be wrong
+            # another image now has this path (or it was modified): its mask would be wrong
+            return None, "the image file has changed since they were saved"
         mask = self._read_matching_mask(png, document)
         if mask is None:
             mask = self._read_matching_mask(prev, document)  # a save was killed after moving the mask aside
         if mask is None:
-            return None
+            return None, "the saved mask is missing or damaged"
         return SavedState(
             mask=mask,
             threshold=document["threshold"],
@@ -185,7 +219,24 @@ class AutosaveStore:
             edited_at=document["edited_at"] if isinstance(document.get("edited_at"), str) else "",
             calibration_source=str(document.get("calibration_source", "")),
             calibration_profile=str(document.get("calibration_profile", "")),
-        )
+        ), None
+
+    def _set_aside(self, image_path: Path) -> list[Path]:
+        """Rename the state's files into ``unusable/<key>-<UTC time>.*``; returns their new paths."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        key = autosave_key(image_path)
+        moved = []
+        try:
+            target = private_folder(self.folder / UNUSABLE_FOLDER)
+        except OSError:
+            return moved
+        for path, suffix in zip(self._paths(image_path), (".png", ".json", ".prev.png"), strict=True):
+            if path.exists():
+                destination = target / f"{key}-{stamp}{suffix}"
+                with contextlib.suppress(OSError):
+                    os.replace(path, destination)
+                    moved.append(destination)
+        return moved
 
     @staticmethod
     def _read_json(meta: Path) -> dict | None:

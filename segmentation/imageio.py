@@ -351,15 +351,18 @@ _WRITE_REASONS = {
 }
 
 
-def write_temp_file(path: str | os.PathLike[str], data: bytes) -> Path:
+def write_temp_file(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o666) -> Path:
     """Write ``data`` to a new temp file beside ``path`` (``.<name>.<random>.tmp``: same file system, hidden, not
     ``*.png``), flushed to disk; returns the temp file's path. Nothing is left behind on failure; OSErrors become
-    OutputWriteError with a plain reason ("disk full", "permission denied", ...)."""
+    OutputWriteError with a plain reason ("disk full", "permission denied", ...).
+
+    ``mode`` is filtered by the umask, as for ``open()``: files in the user's own folders follow their umask;
+    LesionLens's private files (autosaves, settings) pass 0o600."""
     path = Path(path)
     tmp = path.with_name(f".{path.name[:100]}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-        fd = os.open(tmp, flags, 0o666)  # 0o666 & ~umask: same permissions as a plain open()
+        fd = os.open(tmp, flags, mode)  # mode & ~umask: with the default 0o666 the same as a plain open()
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -389,14 +392,14 @@ def sync_folder(folder: Path) -> None:
                 os.close(dfd)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o666) -> Path:
     """Write ``data`` to ``path`` atomically: readers see the old file or the complete new one.
 
     The data goes to a temp file (see write_temp_file), then ``os.replace`` puts it in place. The temp file is
-    removed on any failure, and OSErrors become OutputWriteError with a plain reason.
+    removed on any failure, and OSErrors become OutputWriteError with a plain reason. ``mode``: see write_temp_file.
     """
     path = Path(path)
-    tmp = write_temp_file(path, data)
+    tmp = write_temp_file(path, data, mode=mode)
     try:
         os.replace(tmp, path)
     except BaseException as e:
@@ -434,11 +437,11 @@ def encode_grey(values: np.ndarray) -> bytes:
     return _encode(a, "PNG")
 
 
-def write_mask(path: str | os.PathLike[str], mask: np.ndarray) -> Path:
+def write_mask(path: str | os.PathLike[str], mask: np.ndarray, *, mode: int = 0o666) -> Path:
     """Write a mask as an 8-bit single-channel PNG, 0 = skin, 255 = lesion (any nonzero input is lesion).
 
     Atomic (see atomic_write_bytes); raises OutputWriteError on I/O failure, ValueError on a bad shape."""
-    return atomic_write_bytes(path, encode_mask(mask))
+    return atomic_write_bytes(path, encode_mask(mask), mode=mode)
 
 
 def write_image(path: str | os.PathLike[str], rgb: np.ndarray, *, quality: int = 95) -> Path:

@@ -150,7 +150,7 @@ def test_failed_save_keeps_the_previous_state(
     store.save(image_path, previous)
     files_before = {p.name: p.read_bytes() for p in store.folder.iterdir()}
 
-    def disk_full(path, data):  # the mask was written; the JSON (commit marker) does not fit
+    def disk_full(path, data, **_options):  # the mask was written; the JSON (commit marker) does not fit
         raise OutputWriteError(path, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(autosave_module, "atomic_write_bytes", disk_full)

@@ -74,3 +74,60 @@ def test_next_image_gets_past_bad_images_to_the_ones_after_them(window, tmp_path
     with qtbot.waitSignal(window.imageLoaded, timeout=WAIT_MS):
         window.step_image(-1)
     assert window.document.path == folder / "a.png"
+
+
+def test_an_unusable_autosave_is_kept_aside_and_the_user_told(
+    make_window, image_folder: Path, open_segmented, qtbot, lesionlens_home: Path
+) -> None:
+    import numpy as np
+
+    path = image_folder / "lesion_1.png"
+    first = make_window()
+    open_segmented(first, path)
+    first.document.paint(np.ones((8, 8), bool), (10, 10), not first.document.mask[10, 10], "Brush stroke")
+    first.close()  # saves at once
+    autosave = lesionlens_home / "autosave"
+    (meta,) = autosave.glob("*.json")
+    damaged = meta.read_bytes()[:25]
+    meta.write_bytes(damaged)  # truncated, as a crash of the disk (not of LesionLens) would leave it
+
+    second = make_window()
+    with qtbot.waitSignal(second.segmented, timeout=WAIT_MS):
+        second.open_paths([path])
+    assert not second.document.edited, "the model's mask is shown"
+    message = second.message_banner.label.text()
+    assert second.message_banner.isVisible()
+    assert "Your saved edits of lesion_1.png could not be restored" in message
+    assert "damaged or incomplete" in message and str(autosave / "unusable") in message
+    kept = list((autosave / "unusable").glob("*.json"))
+    assert [p.read_bytes() for p in kept] == [damaged], "the damaged file is kept, byte for byte"
+    assert len(list((autosave / "unusable").glob("*.png"))) == 1
+
+
+def test_an_expected_autosave_failure_is_logged_without_a_traceback(
+    make_window, image_folder: Path, open_segmented, qtbot, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    import errno
+    import logging
+    import os
+
+    import numpy as np
+
+    from segmentation.imageio import OutputWriteError
+
+    window = make_window()
+    open_segmented(window, image_folder / "lesion_0.png")
+
+    def disk_full(path, state):
+        raise OutputWriteError(path, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(window.autosave.store, "save", disk_full)
+    with (
+        caplog.at_level(logging.WARNING, logger="lesionlens"),
+        qtbot.waitSignal(window.autosave.failed, timeout=WAIT_MS),
+    ):
+        window.document.paint(np.ones((4, 4), bool), (5, 5), not window.document.mask[5, 5], "Brush stroke")
+    records = [r for r in caplog.records if "autosave" in r.getMessage()]
+    assert records and all(r.exc_info is None for r in records), "an expected error: its reason, no traceback"
+    assert "No space left on device" in records[0].getMessage() or "disk full" in records[0].getMessage()
+    assert "Traceback" not in caplog.text
