@@ -341,9 +341,9 @@ class Trainer:
         if improved:
             self.best_dice = scores["dice"]
         state = self.state_dict()
-        checkpoint.save(self.run_dir / "last.pt", state)
-        if improved:
+        if improved:  # best.pt first: a kill between the two never leaves a best Dice without its best.pt
             checkpoint.save(self.run_dir / "best.pt", state)
+        checkpoint.save(self.run_dir / "last.pt", state)
         plot_curves(log, self.run_dir / "curves.png", batch_size=self.config.batch_size)
         if not self.quiet:
             holdout = f", hold-out Dice {scores['holdout_dice']:.4f}" if "holdout_dice" in scores else ""
@@ -445,6 +445,8 @@ class Trainer:
     def resume(self) -> None:
         """Continue from ``last.pt``; log rows written after that checkpoint (a killed epoch) are dropped."""
         self.load_state_dict(checkpoint.load(self.run_dir / "last.pt", map_location=self.device))
+        # Killed after best.pt and before last.pt: best.pt is better than last.pt knows; never overwrite it with worse.
+        self.best_dice = max(self.best_dice, checkpoint.recorded_best_dice(self.run_dir / "best.pt") or -1.0)
         log = self.run_dir / "log.csv"
         if log.exists() and self.distributed.is_main:
             with log.open(newline="") as handle:

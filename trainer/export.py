@@ -1,4 +1,8 @@
-"""``python -m trainer export``: a run's best checkpoint to the app's weights file (and optionally ONNX)."""
+"""``python -m trainer export``: a run's best checkpoint to the app's weights file (and optionally ONNX).
+
+A missing, truncated or foreign checkpoint, or a run folder without a ``best.pt`` (stopped before its first one was
+written), is a one-line ``error: <file>: <reason>`` and exit status 2, never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,18 @@ import argparse
 import csv
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import torch
 
 from segmentation.backends import export_onnx_bytes
-from segmentation.imageio import atomic_write_bytes
+from segmentation.imageio import OutputWriteError, atomic_write_bytes
 from segmentation.network import build_model
 from segmentation.preprocessing import Preprocessing
-from segmentation.weights import ModelInfo, save_weights
+from segmentation.weights import ModelInfo, WeightsError, save_weights
 from trainer import checkpoint
+from trainer.checkpoint import CheckpointError
 from trainer.config import TrainConfig
 
 SIZE_LIMIT_BYTES = 16 * 1024 * 1024
@@ -54,6 +60,10 @@ def training_summary(run_dir: Path, config: TrainConfig, state: dict) -> dict:
     if (run_dir / "log.csv").exists():
         with (run_dir / "log.csv").open(newline="") as handle:
             rows = list(csv.DictReader(handle))
+    try:
+        best_epoch = max(rows, key=lambda r: float(r["val_dice"]))["epoch"] if rows else None
+    except (KeyError, TypeError, ValueError):  # a damaged log: the weights are still good, the epoch unknown
+        best_epoch = None
     return {
         "data": "; ".join(source["licence"] for source in data_sources(config)),
         "data_sources": data_sources(config, state.get("source_images")),
@@ -61,7 +71,7 @@ def training_summary(run_dir: Path, config: TrainConfig, state: dict) -> dict:
         "val_images": config.val_images,
         "config": config.to_dict(),
         "epochs_run": int(state["epoch"]),
-        "best_epoch": max(rows, key=lambda r: float(r["val_dice"]))["epoch"] if rows else None,
+        "best_epoch": best_epoch,
         "steps": int(state["step"]),
         "training_seconds": round(float(state["elapsed"]), 1),
         "code_version": code_version(),
@@ -69,10 +79,25 @@ def training_summary(run_dir: Path, config: TrainConfig, state: dict) -> dict:
 
 
 def export_run(run_dir: Path, out: Path, *, name: str, which: str = "best", onnx: Path | None = None) -> ModelInfo:
-    state = checkpoint.load(run_dir / f"{which}.pt")
-    config = TrainConfig().override(state["config"])
-    model = build_model(config.network)
-    model.load_state_dict(state["model"])
+    """Raises CheckpointError (naming the file) for a missing or unusable checkpoint, OutputWriteError for ``out``."""
+    run_dir = Path(run_dir)
+    path = run_dir / f"{which}.pt"
+    if not run_dir.is_dir():
+        raise CheckpointError(run_dir, "no such run folder")
+    if which == "best" and not path.exists() and (run_dir / "last.pt").exists():
+        raise CheckpointError(
+            path,
+            "this run has no best checkpoint (it was stopped before one was written); "
+            "export its last checkpoint with --checkpoint last, or resume the run",
+        )
+    state = checkpoint.load(path)
+    try:
+        config = TrainConfig().override(state["config"])
+        model = build_model(config.network)
+        model.load_state_dict(state["model"])
+        float(state["best_dice"]), int(state["epoch"]), int(state["step"]), float(state["elapsed"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+        raise CheckpointError(path, f"does not hold a model this trainer can export ({_first_line(error)})") from error
     model.eval()
     preprocessing = config.preprocessing
     validation = {
@@ -108,10 +133,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 def run(args: argparse.Namespace) -> int:
-    info = export_run(
-        args.run_dir, args.out, name=args.name or args.run_dir.name, which=args.checkpoint, onnx=args.onnx
-    )
+    try:
+        info = export_run(
+            args.run_dir, args.out, name=args.name or args.run_dir.name, which=args.checkpoint, onnx=args.onnx
+        )
+    except (CheckpointError, OutputWriteError, WeightsError) as error:
+        print(f"python -m trainer export: error: {error}", file=sys.stderr)
+        return 2
     print(
         json.dumps(
             {
