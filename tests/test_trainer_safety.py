@@ -4,6 +4,7 @@ file, never a traceback (issue 18, item 15)."""
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -252,3 +253,31 @@ def test_train_resume_from_a_truncated_last_pt_is_a_message(finished_run: Path, 
     except SystemExit as exit_:
         status = exit_.code
     assert isinstance(status, str) and str(run_dir / "last.pt") in status
+
+
+# ------------------------------------------------------------------------------------------------ private cache
+CACHE_GAP = (
+    "trainer/data.py (the coordinator's file during this change) creates the decoded cache with the umask's "
+    "permissions; CachedSplit._build must use segmentation.private_files (0700 folders, 0600 files)"
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
+@pytest.mark.xfail(strict=True, reason=CACHE_GAP)
+def test_the_decoded_training_cache_is_private(data, tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from segmentation.preprocessing import Preprocessing
+    from trainer.data import CachedSplit, find_samples
+
+    before = os.umask(0o002)
+    try:
+        cache = tmp_path / "cache"
+        samples = find_samples(data["val_images"], data["val_masks"])
+        split = CachedSplit(samples, Preprocessing(input_size=(48, 64)), str(cache))
+    finally:
+        os.umask(before)
+    modes = {p: stat.S_IMODE(p.stat().st_mode) for p in [cache, *cache.rglob("*")]}
+    assert all(mode == (0o700 if p.is_dir() else 0o600) for p, mode in modes.items()), modes
+    assert len(split) == 4
