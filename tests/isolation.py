@@ -112,12 +112,10 @@ class Isolation:
             os.environ[name] = str(path)
 
     def finish(self) -> list[str]:
-        """Restore the environment, remove the temporary home, and return what changed in the real folders."""
-        for name, value in self.saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        """Remove the temporary home and return what changed in the real folders.
+
+        The environment keeps pointing into the (removed) temporary home: a window closed after the session (Qt's
+        teardown, ``atexit``) must not save into the real user's folders, which a restored HOME would allow."""
         shutil.rmtree(self.root, ignore_errors=True)
         return changes(self.before, snapshot(self.deep, self.shallow))
 
