@@ -211,12 +211,6 @@ def test_resume_keeps_a_best_pt_written_just_before_the_kill(data, finished_run:
 
 
 # ------------------------------------------------------------------------------------------------ train CLI
-CLI_GAP = (
-    "trainer/cli.py (the coordinator's file during this change) lets DatasetError, ImageReadError and "
-    'CheckpointError escape as tracebacks; main() must turn them into SystemExit(f"error: {error}")'
-)
-
-
 def bad_training_folder(data: dict, tmp_path: Path, kind: str) -> dict[str, str]:
     images, masks = synthetic_split(tmp_path / "bad", 4, 2)
     if kind == "truncated image":
@@ -228,7 +222,6 @@ def bad_training_folder(data: dict, tmp_path: Path, kind: str) -> dict[str, str]
     return {**data, "train_images": str(images), "train_masks": str(masks), "cache_dir": str(tmp_path / "cache")}, first
 
 
-@pytest.mark.xfail(strict=True, reason=CLI_GAP)
 @pytest.mark.parametrize("kind", ["truncated image", "mask of the wrong size"])
 def test_train_on_a_bad_training_file_is_a_message_naming_it(data, tmp_path: Path, capsys, kind: str) -> None:
     paths, bad = bad_training_folder(data, tmp_path, kind)
@@ -244,7 +237,6 @@ def test_train_on_a_bad_training_file_is_a_message_naming_it(data, tmp_path: Pat
     assert str(bad) in err or (isinstance(status, str) and str(bad) in status)
 
 
-@pytest.mark.xfail(strict=True, reason=CLI_GAP)
 def test_train_resume_from_a_truncated_last_pt_is_a_message(finished_run: Path, tmp_path: Path, capsys) -> None:
     run_dir = copy_run(finished_run, tmp_path)
     (run_dir / "last.pt").write_bytes((run_dir / "last.pt").read_bytes()[:1000])
@@ -256,14 +248,7 @@ def test_train_resume_from_a_truncated_last_pt_is_a_message(finished_run: Path, 
 
 
 # ------------------------------------------------------------------------------------------------ private cache
-CACHE_GAP = (
-    "trainer/data.py (the coordinator's file during this change) creates the decoded cache with the umask's "
-    "permissions; CachedSplit._build must use segmentation.private_files (0700 folders, 0600 files)"
-)
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
-@pytest.mark.xfail(strict=True, reason=CACHE_GAP)
 def test_the_decoded_training_cache_is_private(data, tmp_path: Path) -> None:
     import os
     import stat

@@ -8,8 +8,11 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from segmentation.imageio import ImageReadError
 from segmentation.weights import WeightsError
+from trainer.checkpoint import CheckpointError
 from trainer.config import DEFAULT_DATA_ENV, PRESETS, TrainConfig, preset
+from trainer.data import DatasetError
 from trainer.options import add_source_option, data_paths, parse_source
 
 
@@ -114,9 +117,12 @@ def run_train(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "train":
-        return run_train(args)
-    return args.handler(args)
+    try:
+        if args.command == "train":
+            return run_train(args)
+        return args.handler(args)
+    except (DatasetError, ImageReadError, CheckpointError) as error:  # bad data or checkpoint: named, no traceback
+        raise SystemExit(f"error: {error}") from error
 
 
 if __name__ == "__main__":

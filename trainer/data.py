@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from segmentation.imageio import read_image, read_mask
+from segmentation.imageio import atomic_write_bytes, read_image, read_mask
 from segmentation.preprocessing import Preprocessing, normalise, resize_for_model
+from segmentation.private_files import PRIVATE_FILE_MODE, private_folder
 
 if TYPE_CHECKING:
     from trainer.config import TrainConfig
@@ -132,12 +133,14 @@ class CachedSplit:
         return f"{len(samples)}x{height}x{width}-{digest.hexdigest()[:16]}"
 
     def _build(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_folder(self.folder)  # decoded patient images: 0700 folders, 0600 files
         height, width = self.preprocessing.input_size
         count = len(self.samples)
         tmp_images, tmp_masks = self.folder / ".images.npy.tmp", self.folder / ".masks.npy.tmp"
         images = np.lib.format.open_memmap(tmp_images, mode="w+", dtype=np.uint8, shape=(count, height, width, 3))
         masks = np.lib.format.open_memmap(tmp_masks, mode="w+", dtype=np.uint8, shape=(count, height, width))
+        for path in (tmp_images, tmp_masks):
+            os.chmod(path, PRIVATE_FILE_MODE)
         try:
             for index, sample in enumerate(self.samples):
                 image = read_image(sample.image)
@@ -161,7 +164,8 @@ class CachedSplit:
         del images, masks
         os.replace(tmp_images, self.folder / "images.npy")
         os.replace(tmp_masks, self.folder / "masks.npy")
-        (self.folder / "done.json").write_text(json.dumps({"count": count, "version": CACHE_VERSION}))
+        done = json.dumps({"count": count, "version": CACHE_VERSION}).encode()
+        atomic_write_bytes(self.folder / "done.json", done, mode=PRIVATE_FILE_MODE)
 
     def __len__(self) -> int:
         return len(self.samples)
