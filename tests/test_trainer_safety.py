@@ -266,3 +266,21 @@ def test_the_decoded_training_cache_is_private(data, tmp_path: Path) -> None:
     modes = {p: stat.S_IMODE(p.stat().st_mode) for p in [cache, *cache.rglob("*")]}
     assert all(mode == (0o700 if p.is_dir() else 0o600) for p, mode in modes.items()), modes
     assert len(split) == 4
+
+
+def test_two_runs_started_together_share_one_cache_build(data, tmp_path: Path) -> None:
+    """The comparison arms start two runs at once on the same data: one builds the cache, the other waits for it
+    (before the lock, the second run's rename found the first run's temporary file gone and crashed)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from segmentation.preprocessing import Preprocessing
+    from trainer.data import CachedSplit, find_samples
+
+    samples = find_samples(data["val_images"], data["val_masks"])
+    cache = tmp_path / "cache"
+    preprocessing = Preprocessing(input_size=(48, 64))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        splits = list(pool.map(lambda _: CachedSplit(samples, preprocessing, str(cache)), range(4)))
+    assert all(len(split) == 4 for split in splits)
+    assert all(np.array_equal(split.images, splits[0].images) for split in splits)
+    assert len([p for p in cache.iterdir() if p.is_dir()]) == 1

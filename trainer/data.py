@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 import torch
+from filelock import FileLock
 from torch.utils.data import Dataset
 
 from segmentation.imageio import atomic_write_bytes, read_image, read_mask
@@ -114,7 +115,11 @@ class CachedSplit:
         key = self._key(samples, preprocessing)
         self.folder = Path(cache_dir) / key
         if not (self.folder / "done.json").exists():
-            self._build()
+            private_folder(cache_dir)
+            # Two runs started together (the comparison arms) need the same cache: one builds, the other waits.
+            with FileLock(Path(cache_dir) / f".{key}.lock", mode=PRIVATE_FILE_MODE):
+                if not (self.folder / "done.json").exists():
+                    self._build()
         self.images = np.load(self.folder / "images.npy", mmap_mode="r")
         self.masks = np.load(self.folder / "masks.npy", mmap_mode="r")
 
