@@ -96,7 +96,7 @@ def test_the_batch_table_offers_a_review_first_order(make_window, sample_folder,
         assert dialog.start()
     column = dialog.table.horizontalHeaderItem(3).text()
     assert column == "Estimated Dice"
-    dialog.review_first.setChecked(True)
+    dialog.review_first.click()
     shown = [float(dialog.table.item(row, 3).text()) for row in range(dialog.table.rowCount())]
     review_below = window.predictor.info.quality.review_below
     assert shown == sorted(shown, key=lambda e: (e >= review_below, e))
