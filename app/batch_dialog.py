@@ -55,7 +55,7 @@ from segmentation.folderlock import output_folder_lock
 from segmentation.imageio import SUPPORTED_EXTENSIONS
 from segmentation.inference import Predictor
 
-COLUMNS = ("File", "Status", "Lesion area", "Flags", "Error")
+COLUMNS = ("File", "Status", "Lesion area", "Estimated Dice", "Flags", "Error")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # a number to sort by, where the text would sort wrongly ("1,200 px²")
 RESULT_ROLE = Qt.ItemDataRole.UserRole + 2  # index of the row's BatchResult
 #: What the "Show" filter offers: label -> which results it keeps.
@@ -67,10 +67,10 @@ SHOW_FILTERS: dict[str, Callable[[BatchResult], bool]] = {
     "Segmented in this run": lambda result: result.status == "ok",
     "Already done (skipped)": lambda result: result.status == "skipped",
 }
-FLAG_NAMES = {
-    "flag_empty": "no lesion found",
-    "flag_border": "at image border",
-    "flag_low_confidence": "low confidence",
+FLAG_NAMES = {  # results.csv column -> label in the table, the review flag first (the others are information)
+    "needs_review": "needs review",
+    "no_lesion": "no lesion found",
+    "at_border": "lesion at the image border",
 }
 
 
@@ -106,7 +106,9 @@ def run_batch(
 
 
 def is_flagged(result: BatchResult) -> bool:
-    return any(result.row.get(key) is True for key in FLAG_NAMES)
+    """Needs review: the estimated Dice is below the model's operating point ("no lesion found" and "lesion at the
+    image border" are information, not a reason to check first)."""
+    return result.row.get("needs_review") is True
 
 
 def area_value(result: BatchResult) -> float | None:
@@ -132,7 +134,7 @@ class ResultItem(QTableWidgetItem):
 
 
 def result_cells(result: BatchResult) -> list[str]:
-    """The table row of one result: file, status, lesion area, flags, error."""
+    """The table row of one result: file, status, lesion area, estimated Dice, flags, error."""
     row = result.row
     area = next(
         (
@@ -146,7 +148,9 @@ def result_cells(result: BatchResult) -> list[str]:
         area = "0"
     flags = ", ".join(label for key, label in FLAG_NAMES.items() if row.get(key) is True)
     status = {"ok": "segmented", "skipped": "already done", "error": "error"}[result.status]
-    return [result.item.source.name, status, area, flags, result.error]
+    estimate = row.get("estimated_dice", "")
+    estimate = f"{float(estimate):.2f}" if estimate not in ("", None) else ""
+    return [result.item.source.name, status, area, estimate, flags, result.error]
 
 
 class BatchDialog(QDialog):
@@ -226,6 +230,9 @@ class BatchDialog(QDialog):
         self.message.setWordWrap(True)
         self.progress_bar = QProgressBar(self)
         self.progress_label = QLabel("Not started", self)
+        self.review_first = QPushButton("Review first", self)
+        self.review_first.setToolTip("Sort by the estimated Dice, lowest first: the masks that need review come first")
+        self.review_first.clicked.connect(self.sort_review_first)
         self.table = QTableWidget(0, len(COLUMNS), self)
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().setVisible(False)
@@ -254,6 +261,7 @@ class BatchDialog(QDialog):
         filter_row.addWidget(self.show_filter)
         filter_row.addWidget(self.text_filter, 1)
         filter_row.addWidget(self.filter_label)
+        filter_row.addWidget(self.review_first)
 
         self.start_button = QPushButton("Start", self)
         self.resume_button = QPushButton("Resume", self)
@@ -395,12 +403,16 @@ class BatchDialog(QDialog):
             item.setData(Qt.ItemDataRole.UserRole, str(result.item.source))
             item.setData(RESULT_ROLE, len(self._results) - 1)
             item.setToolTip(str(result.item.source) if column == 0 else text)
-            if result.status == "error":
+            review = column == COLUMNS.index("Flags") and result.row.get("needs_review") is True
+            if result.status == "error" or review:
                 item.setForeground(Qt.GlobalColor.darkRed)
             self.table.setItem(row, column, item)
         area, first = self.table.item(row, COLUMNS.index("Lesion area")), self.table.item(row, 0)
         if area is not None:
             area.setData(SORT_ROLE, area_value(result))
+        estimate = result.row.get("estimated_dice")
+        if estimate not in (None, ""):  # sorts by the number; rows without an estimate sort last
+            self.table.item(row, COLUMNS.index("Estimated Dice")).setData(SORT_ROLE, float(estimate))
         self.table.setSortingEnabled(True)  # sorts again by the column the clinician chose, if any
         self._filter_row(self.table.row(first))
         self._update_filter_label()
@@ -410,6 +422,11 @@ class BatchDialog(QDialog):
         if self.cancel_button.isEnabled():
             self.progress_label.setText(self._count_text())
         self.resultAdded.emit(result)
+
+    def sort_review_first(self) -> None:
+        """Review-first order: the lowest estimated Dice first, so every mask that needs review (an estimate below
+        the model's operating point) comes before the rest; rows without an estimate (errors) come last."""
+        self.table.sortItems(COLUMNS.index("Estimated Dice"), Qt.SortOrder.AscendingOrder)
 
     def _count_text(self) -> str:
         text = f"{self._done} / {self._total} images"

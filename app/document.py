@@ -17,9 +17,10 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoGroup, QUndoStack
 
 from segmentation.calibration import Calibration, calibration_record
-from segmentation.lesion import LesionSegmentation, assess_confidence, binarise
+from segmentation.lesion import LesionSegmentation
 from segmentation.measurements import LesionMeasurements, measure_lesion
 from segmentation.postprocess import clean_up
+from segmentation.quality import QualityAssessment
 
 UNDO_LIMIT = 100
 
@@ -158,7 +159,7 @@ class LesionDocument(QObject):
         self.segmentation = segmentation
         self.segmentationChanged.emit()
         if not self.edited:
-            self.mask = binarise(segmentation.probability, self.threshold)
+            self.mask = segmentation.model_mask(self.threshold)
             self.mask_source = None
             self._check_history()
             self.maskChanged.emit()
@@ -198,7 +199,7 @@ class LesionDocument(QObject):
         self.threshold = float(threshold)
         if self.segmentation is None:
             return False
-        self.mask = binarise(self.segmentation.probability, self.threshold)
+        self.mask = self.segmentation.model_mask(self.threshold)
         self.maskChanged.emit()
         return True
 
@@ -206,7 +207,7 @@ class LesionDocument(QObject):
         """Back to the model's mask at the current threshold (the slider works again); undoable like any edit."""
         if self.segmentation is None or self.mask is None:
             return
-        model_mask = binarise(self.segmentation.probability, self.threshold)
+        model_mask = self.segmentation.model_mask(self.threshold)
         if not self.replace_mask(model_mask, "Reset to the model's mask", edited_after=False):
             self.edited = False
             self.maskChanged.emit()
@@ -296,10 +297,11 @@ class LesionDocument(QObject):
             return None
         return measure_lesion(self.mask, self.image, mm_per_pixel=self.mm_per_pixel, regions=self.regions)
 
-    def confidence(self):
+    def quality(self) -> QualityAssessment | None:
+        """Estimated Dice and review flags of the current mask (None before the model's result)."""
         if self.segmentation is None or self.mask is None:
             return None
-        return assess_confidence(self.segmentation.probability, self.mask, self.threshold)
+        return self.segmentation.quality(self.mask, self.threshold)
 
     @property
     def mm_per_pixel(self) -> float | None:
@@ -327,4 +329,17 @@ class LesionDocument(QObject):
             "edited": self.edited,
             **calibration_record(self.calibration),
             "measured_regions": self.regions,
+            **_quality_provenance(self.quality()),
         }
+
+
+def _quality_provenance(quality: QualityAssessment | None) -> dict:
+    """estimated_dice, needs_review and the plain-language reasons, for every export."""
+    if quality is None:
+        return {"estimated_dice": "", "needs_review": "", "quality_reasons": ""}
+    values = quality.to_dict()
+    return {
+        "estimated_dice": values["estimated_dice"],
+        "needs_review": values["needs_review"],
+        "quality_reasons": values["reasons"],
+    }

@@ -1,8 +1,10 @@
-"""The folder dock: every image of the open folder with a thumbnail, its state and its confidence flags.
+"""The folder dock: every image of the open folder with a thumbnail, its state and its estimated Dice.
 
 States tell the clinician where they are in a folder of 200 photos: not segmented yet, AI mask (unchecked model
-output), edited, exported. Flags say which results to look at first. Thumbnails load lazily (only rows that are
-scrolled into view) on a background thread, so a folder of thousands opens at once.
+output), edited, exported. The estimated Dice and the "needs review" flag say which results to look at first;
+"Review first" orders the list by them (flagged first, lowest estimate first), and PgDown/PgUp then step through
+it in that order. Thumbnails load lazily (only rows that are scrolled into view) on a background thread, so a
+folder of thousands opens at once.
 """
 
 from __future__ import annotations
@@ -11,12 +13,21 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
-from PySide6.QtWidgets import QDockWidget, QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDockWidget,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.workers import TaskRunner, new_pool, thumbnail_task
 from segmentation.batch import is_output_name
 from segmentation.imageio import is_image_path, is_unsupported_image_path
-from segmentation.lesion import ConfidenceFlags
+from segmentation.quality import QualityAssessment
 
 NOT_SEGMENTED, AI_MASK, EDITED, EXPORTED = "not segmented", "AI mask", "edited", "exported"
 CANNOT_OPEN = "cannot open"
@@ -53,15 +64,26 @@ class FolderPanel(QDockWidget):
         self.list.setAlternatingRowColors(True)
         self.list.setAccessibleName("Images in the folder")
         self.summary = QLabel(self)
+        self.summary.setWordWrap(True)
+        self.review_first = QCheckBox("Review first", self)
+        self.review_first.setToolTip(
+            "Order the list by the estimated Dice: images that need review first, the lowest estimate first "
+            "(PgDown/PgUp follow this order)"
+        )
+        self.review_first.toggled.connect(lambda _on: self._apply_order())
         box = QWidget(self)
         layout = QVBoxLayout(box)
         layout.setContentsMargins(2, 2, 2, 2)
-        layout.addWidget(self.summary)
+        header = QHBoxLayout()
+        header.addWidget(self.summary, 1)
+        header.addWidget(self.review_first)
+        layout.addLayout(header)
         layout.addWidget(self.list)
         self.setWidget(box)
         self._items: dict[Path, QListWidgetItem] = {}
         self._states: dict[Path, str] = {}
-        self._flags: dict[Path, ConfidenceFlags | None] = {}
+        self._flags: dict[Path, QualityAssessment | None] = {}
+        self._names: list[Path] = []  # the folder's own (name) order
         self._thumbnailed: set[Path] = set()
         self._placeholder = _placeholder_icon()
         self.thumbnails = TaskRunner("load previews", pool or new_pool(1, self), self)
@@ -79,6 +101,7 @@ class FolderPanel(QDockWidget):
         self.list.clear()
         self.list.blockSignals(False)
         self._items, self._states, self._flags, self._thumbnailed = {}, {}, {}, set()
+        self._names = list(paths)
         for path in paths:
             item = QListWidgetItem(self._placeholder, path.name)
             item.setData(PATH_ROLE, str(path))
@@ -89,24 +112,42 @@ class FolderPanel(QDockWidget):
             self._flags[path] = None
             self._refresh(path)
         self._update_summary()
+        self._apply_order()
         self._lazy.start()
 
     def paths(self) -> list[Path]:
-        return list(self._items)
+        """The listed images in the order shown (by name, or review first)."""
+        return [Path(self.list.item(row).data(PATH_ROLE)) for row in range(self.list.count())]
+
+    def ordered_paths(self) -> list[Path]:
+        """The order the list should show: by name, or with "Review first" flagged and low estimates first."""
+        if not self.review_first.isChecked():
+            return list(self._names)
+        rank = {path: index for index, path in enumerate(self._names)}
+
+        def key(path: Path) -> tuple:
+            quality = self._flags.get(path)
+            return ((True, True, 3.0) if quality is None else quality.review_key(), rank[path])
+
+        return sorted(self._names, key=key)
+
+    def set_review_first(self, on: bool) -> None:
+        self.review_first.setChecked(on)
 
     def state(self, path: Path) -> str | None:
         return self._states.get(Path(path))
 
-    def flags(self, path: Path) -> ConfidenceFlags | None:
+    def flags(self, path: Path) -> QualityAssessment | None:
         return self._flags.get(Path(path))
 
     def item_text(self, path: Path) -> str:
         return self._items[Path(path)].text()
 
     def set_state(
-        self, path: Path | None, state: str | None = None, flags: ConfidenceFlags | bool | None = False
+        self, path: Path | None, state: str | None = None, flags: QualityAssessment | bool | None = False
     ) -> None:
-        """Update one row; ``flags=False`` keeps the flags it had. Unknown paths (a file opened alone) are ignored."""
+        """Update one row; ``flags`` (the quality assessment) False keeps what it had. Unknown paths (a file opened
+        alone) are ignored. With "Review first" on, the row moves to its place in that order."""
         if path is None or Path(path) not in self._items:
             return
         path = Path(path)
@@ -114,8 +155,24 @@ class FolderPanel(QDockWidget):
             self._states[path] = state
         if flags is not False:
             self._flags[path] = flags  # type: ignore[assignment]
+            if self.review_first.isChecked():
+                self._apply_order()
         self._refresh(path)
         self._update_summary()
+
+    def _apply_order(self) -> None:
+        """Move rows into :meth:`ordered_paths` order, keeping the current row current (and no signal sent)."""
+        current = self.list.currentItem()
+        self.list.blockSignals(True)
+        for row, path in enumerate(self.ordered_paths()):
+            item = self._items[path]
+            if self.list.row(item) != row:
+                self.list.takeItem(self.list.row(item))
+                self.list.insertItem(row, item)
+        if current is not None:
+            self.list.setCurrentItem(current)
+        self.list.blockSignals(False)
+        self._lazy.start()
 
     def select(self, path: Path) -> None:
         item = self._items.get(Path(path))
@@ -138,22 +195,25 @@ class FolderPanel(QDockWidget):
     # -- drawing -------------------------------------------------------------------------------------------------
     def _refresh(self, path: Path) -> None:
         item, state, flags = self._items[path], self._states[path], self._flags[path]
-        lines = [path.name, state]
-        if flags is not None and flags.any:
-            lines[1] += "  ⚠ " + ", ".join(flags.labels())
+        lines = [path.name, state, ""]  # three lines on every row: the list's rows have one height
+        if flags is not None:
+            if flags.estimate_text():
+                lines[1] += f" · {flags.estimate_text()}"
+            lines[2] = ("⚠ " if flags.needs_review else "") + ", ".join(flags.labels())
         item.setText("\n".join(lines))
-        warn = state == CANNOT_OPEN or (flags is not None and flags.any)
+        warn = state == CANNOT_OPEN or (flags is not None and flags.needs_review)
         item.setForeground(QColor("#a4262c") if warn else self.list.palette().text().color())
-        check = f"\nCheck: {', '.join(flags.labels())}" if flags is not None and flags.any else ""
+        check = "".join(f"\n{reason}" for reason in flags.reasons()) if flags is not None else ""
         item.setToolTip(f"{path}\nState: {state}{check}")
 
     def _update_summary(self) -> None:
         counts = {state: 0 for state in STATES}
         for state in self._states.values():
             counts[state] = counts.get(state, 0) + 1
-        flagged = sum(1 for flags in self._flags.values() if flags is not None and flags.any)
+        flagged = sum(1 for flags in self._flags.values() if flags is not None and flags.needs_review)
+        estimated = sum(1 for flags in self._flags.values() if flags is not None)
         parts = [f"{len(self._items)} images", f"{counts[EDITED]} edited", f"{counts[EXPORTED]} exported"]
-        parts.append(f"{flagged} flagged")
+        parts.append(f"{estimated} estimated, {flagged} need review")
         self.summary.setText(" · ".join(parts))
 
     # -- lazy thumbnails ---------------------------------------------------------------------------------------

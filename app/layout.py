@@ -26,7 +26,7 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&Tools", ("tool_navigate", "tool_brush", "tool_eraser", "tool_vertices", "tool_assist", "tool_box",
                 "tool_calibrate", "-",
                 "brush_smaller", "brush_larger", "-", "set_calibration", "clear_calibration")),
-    ("&Image", ("previous_image", "next_image", "-", "segment", "cancel")),
+    ("&Image", ("previous_image", "next_image", "review_first", "-", "segment", "cancel")),
     ("&Help", ("help", "about")),
 )  # fmt: skip
 TOOLBAR: tuple[str, ...] = (

@@ -30,12 +30,12 @@ from app.exporting import ExportController
 from app.folder_panel import AI_MASK, CANNOT_OPEN, EDITED, EXPORTED, NOT_SEGMENTED, FolderPanel, images_in
 from app.layout import build_layout, build_menus, first_window_size
 from app.model_state import ModelController
-from app.panels import colour_to_hex, flags_text, hex_to_colour
+from app.panels import colour_to_hex, flags_kind, flags_text, hex_to_colour
 from app.persistence import AutosaveController, saved_time, window_settings
 from app.preferences import PreferencesDialog
 from app.settings import MAX_EXPORT_FOLDERS, Settings, app_data_dir, load_settings, save_settings
 from app.startup import install_excepthook, parse_args, setup_logging
-from app.workers import TaskRunner, analyse_task, load_image_task, new_pool, segment_task
+from app.workers import TaskRunner, analyse_task, folder_quality_task, load_image_task, new_pool, segment_task
 from segmentation.autosave import SavedState
 from segmentation.export import OverlayStyle, exported_images
 from segmentation.imageio import SUPPORTED_EXTENSIONS, ImageReadError, OutputWriteError, read_mask
@@ -85,6 +85,10 @@ class MainWindow(QMainWindow):
         self.loader = TaskRunner("open the image", self.pools["io"], self)
         self.segmenter = TaskRunner("segment the image", self.pools["model"], self)
         self.analyser = TaskRunner("measure the lesion", self.pools["analysis"], self)
+        # the open folder, segmented in the background on the model's one thread: the shown image's own
+        # segmentation waits for at most one background image
+        self.folder_segmenter = TaskRunner("segment the folder", self.pools["model"], self)
+        self._folder_queue: list[Path] = []
         self.autosave = AutosaveController(self.document, app_data_dir() / "autosave", self)
         self.exporter = ExportController(self.document, self.pools["io"], self)
         self.cleanup = CleanupController(self.document, self.pools["analysis"], self)
@@ -146,6 +150,8 @@ class MainWindow(QMainWindow):
             a[name] = new_action(self, name, checkable=True, checked=tool is Tool.NAVIGATE)
             a[name].triggered.connect(lambda _=False, t=tool: self.set_tool(t))
             group.addAction(a[name])
+        a["review_first"] = new_action(self, "review_first", self.folder_panel.set_review_first, checkable=True)
+        self.folder_panel.review_first.toggled.connect(a["review_first"].setChecked)
         a["toggle_fill"] = new_action(self, "toggle_fill", lambda on: self._set_style(fill=on), checkable=True)
         a["toggle_boundary"] = new_action(
             self, "toggle_boundary", lambda on: self._set_style(boundary=on), checkable=True
@@ -182,6 +188,8 @@ class MainWindow(QMainWindow):
         self.analyser.progress.connect(self._measured)
         self.analyser.failed.connect(self._analysis_failed)
         self.measurements_panel.regionsChanged.connect(self.document.set_regions)
+        self.folder_segmenter.finished.connect(self._folder_image_done)
+        self.folder_segmenter.failed.connect(self._folder_image_failed)
         self.autosave.failed.connect(self.show_error)
         self.cleanup.done.connect(self.status.say)
         self.exporter.exported.connect(self._exported)
@@ -227,6 +235,11 @@ class MainWindow(QMainWindow):
         self.modelLoaded.emit(ok)
         if ok and self.document.image is not None and self._pending_segment:
             self.segment()
+        if ok and self.folder_panel.paths():  # a new model: its own estimates for the whole folder
+            for path in self.folder_panel.paths():
+                if path != self.document.path and self.folder_panel.state(path) in (NOT_SEGMENTED, AI_MASK):
+                    self.folder_panel.set_state(path, None, None)
+            self.segment_folder(self.folder_panel.paths(), first=self.document.path)
 
     # -- opening ---------------------------------------------------------------------------------------------------
     def open_paths(self, paths: list[Path]) -> None:
@@ -250,9 +263,11 @@ class MainWindow(QMainWindow):
             exported = {image for folder in export_folders() for image in exported_images(folder)}
             self.folder_panel.set_paths(images, {p: self._initial_state(p, exported) for p in images})
             self.folder_panel.show()
+            self.segment_folder(images, first=images[0])
         elif images[0] not in listed:  # one file from elsewhere: the list would be misleading
             self.folder_panel.set_paths([])
             self.folder_panel.hide()
+            self.segment_folder([])
         self.open_image(images[0])
 
     def open_image(self, path: Path) -> None:
@@ -408,6 +423,35 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self.segmented.emit(path)
 
+    # -- the open folder, in the background -------------------------------------------------------------------
+    def segment_folder(self, paths: list[Path], *, first: Path | None = None) -> None:
+        """Segment every listed image in the background, after ``first`` (the shown one, segmented as it opens), so
+        the list fills with estimated Dice; the clinician's edits and exports are never touched."""
+        self.folder_segmenter.cancel()
+        start = paths.index(first) + 1 if first in paths else 0
+        self._folder_queue = [p for p in paths[start:] + paths[:start] if p != first]
+        self._segment_next_in_folder()
+
+    def _segment_next_in_folder(self) -> None:
+        if self.folder_segmenter.busy or self.predictor is None:
+            return  # the model's arrival starts it again
+        while self._folder_queue:
+            path = self._folder_queue.pop(0)
+            unchecked = self.folder_panel.state(path) in (NOT_SEGMENTED, AI_MASK)  # never the clinician's edits
+            if self.folder_panel.flags(path) is None and unchecked and path != self.document.path:
+                self.folder_segmenter.start(folder_quality_task, self.predictor, path, self.document.threshold)
+                return
+
+    def _folder_image_done(self, result: object) -> None:
+        path, quality = result  # type: ignore[misc]
+        if path != self.document.path and self.folder_panel.state(path) in (NOT_SEGMENTED, AI_MASK):
+            self.folder_panel.set_state(path, AI_MASK, quality)
+        QTimer.singleShot(0, self._segment_next_in_folder)
+
+    def _folder_image_failed(self, message: str) -> None:
+        log.info("background segmentation: %s", message)
+        QTimer.singleShot(0, self._segment_next_in_folder)
+
     # -- document changes --------------------------------------------------------------------------------------
     def _mask_changed(self) -> None:
         doc = self.document
@@ -429,9 +473,8 @@ class MainWindow(QMainWindow):
         if doc.mask is None or doc.image is None:
             self.measurements_panel.show_measurements(None, doc.calibration)
             return
-        probability = doc.segmentation.probability if doc.segmentation is not None else None
         self.analyser.start(
-            analyse_task, doc.path, doc.mask.copy(), doc.image, doc.mm_per_pixel, probability, doc.threshold,
+            analyse_task, doc.path, doc.mask.copy(), doc.image, doc.mm_per_pixel, doc.segmentation, doc.threshold,
             doc.regions,
         )  # fmt: skip
 
@@ -440,8 +483,9 @@ class MainWindow(QMainWindow):
         if path != self.document.path:
             return
         self.measurements_panel.show_measurements(measurements, self.document.calibration)
+        self.measurements_panel.show_quality(flags)
         text = flags_text(flags)
-        self.flags_banner.show_message(text, "warning") if text else self.flags_banner.hide()
+        self.flags_banner.show_message(text, flags_kind(flags)) if text else self.flags_banner.hide()
         self.folder_panel.set_state(path, None, flags)
         self.analysed.emit()
 
@@ -678,8 +722,10 @@ class MainWindow(QMainWindow):
             self.batch_dialog.cancel()  # stops after the image in progress, whose mask is then complete
             self.batch_dialog.close()
             self.batch_dialog.runner.wait(60_000)
+        self._folder_queue = []
         for runner in (self.loader, self.model.runner, self.segmenter, self.analyser, self.exporter.runner,
-                       self.cleanup.runner, self.assist.runner, self.folder_panel.thumbnails):  # fmt: skip
+                       self.cleanup.runner, self.assist.runner, self.folder_panel.thumbnails,
+                       self.folder_segmenter):  # fmt: skip
             runner.cancel()  # their files are written completely all the same: the pools are waited for
         for pool in (*self.pools.values(), self.folder_panel.thumbnails.pool):
             pool.waitForDone(10_000)  # a running torch call cannot be interrupted; it is short on small images

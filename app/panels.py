@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
 
 from segmentation.calibration import Calibration
 from segmentation.export import OverlayStyle
-from segmentation.lesion import ConfidenceFlags
 from segmentation.measurements import MEASUREMENT_FIELDS, LesionMeasurements, unit_label
+from segmentation.quality import QualityAssessment
 
 EDITED_NOTE = "Mask edited — reset to the model's mask to use the threshold."
 
@@ -166,6 +166,14 @@ class MeasurementsPanel(QGroupBox):
         self.regions_note.setWordWrap(True)
         self.regions_note.setObjectName("regions_note")
         self.regions_note.hide()
+        self.quality_label = QLabel(self)
+        self.quality_label.setObjectName("estimated_dice")
+        self.quality_label.setWordWrap(True)
+        self.quality_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.quality_label.setToolTip(
+            "The Dice this mask is expected to have against an expert's outline, estimated from the model's output "
+            "(docs/QUALITY.md); below the model's operating point the mask needs review"
+        )
         self.values: dict[str, QLabel] = {}
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft)
@@ -185,6 +193,7 @@ class MeasurementsPanel(QGroupBox):
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: palette(mid); font-size: small;")
         layout = QVBoxLayout(self)
+        layout.addWidget(self.quality_label)
         layout.addWidget(self.unit_label)
         layout.addWidget(self.updating_label)
         layout.addLayout(form)
@@ -193,6 +202,19 @@ class MeasurementsPanel(QGroupBox):
         layout.addWidget(self.note)
         self.all_regions_box.toggled.connect(lambda on: self.regionsChanged.emit("all" if on else "largest"))
         self.show_measurements(None, None)
+        self.show_quality(None)
+
+    def show_quality(self, quality: QualityAssessment | None) -> None:
+        """ "Estimated Dice 0.93" (and why to review) for the current mask; "—" before a model result."""
+        if quality is None:
+            self.quality_label.setText("Estimated Dice: —")
+            self.quality_label.setStyleSheet("")
+            return
+        estimate = f"{quality.estimated_dice:.2f}" if quality.estimated_dice is not None else "—"
+        lines = [f"Estimated Dice: {estimate}"]
+        lines += [reason[0].upper() + reason[1:] for reason in quality.reasons()]
+        self.quality_label.setText("\n".join(lines))
+        self.quality_label.setStyleSheet("color: #a4262c; font-weight: bold;" if quality.needs_review else "")
 
     def show_measurements(self, measurements: LesionMeasurements | None, calibration: Calibration | None) -> None:
         """Show ``measurements`` (None: no mask or an empty one) in mm once calibrated, else in pixels, with where
@@ -290,11 +312,20 @@ class Banner(QFrame):
         return "" if self.isHidden() else self.label.text()
 
 
-def flags_text(flags: ConfidenceFlags | None) -> str:
-    """ "Check this result: lesion at image border, low confidence" or "" when nothing is flagged."""
+def flags_text(flags: QualityAssessment | None) -> str:
+    """The banner over the image: "Check this result: needs review: estimated Dice 0.61 is below 0.78 (...)." for a
+    review flag, the informational reasons ("No lesion found.") alone otherwise, "" when there is nothing to say."""
     if flags is None or not flags.any:
         return ""
-    return "Check this result: " + ", ".join(flags.labels()) + "."
+    reasons = flags.reasons()
+    if flags.needs_review:
+        return "Check this result: " + "; ".join(reasons) + "."
+    return "; ".join(reasons).capitalize() + "."
+
+
+def flags_kind(flags: QualityAssessment | None) -> str:
+    """A review flag is a warning; "no lesion found" and "lesion at the image border" are information."""
+    return "warning" if flags is not None and flags.needs_review else "info"
 
 
 def _with_value(slider: QSlider, label: QLabel) -> QWidget:

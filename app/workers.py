@@ -24,8 +24,9 @@ from PySide6.QtGui import QImage
 
 from segmentation.imageio import ImageReadError, OutputWriteError, read_image
 from segmentation.inference import Predictor
-from segmentation.lesion import ConfidenceFlags, LesionSegmentation, assess_confidence
+from segmentation.lesion import LesionSegmentation
 from segmentation.measurements import LesionMeasurements, measure_lesion
+from segmentation.quality import QualityAssessment
 from segmentation.weights import WeightsError
 
 log = logging.getLogger("lesionlens.gui")
@@ -202,22 +203,30 @@ def segment_task(
     return path, predictor.predict(image, threshold)
 
 
+def folder_quality_task(
+    context: TaskContext, predictor: Predictor, path: Path, threshold: float, max_megapixels: float = 120.0
+) -> tuple[Path, QualityAssessment]:
+    """Segment one image of the open folder in the background: its estimated Dice and flags for the list."""
+    image = read_image(path, max_megapixels=max_megapixels)
+    return path, predictor.predict(image, threshold).quality()
+
+
 def analyse_task(
     context: TaskContext,
     path: Path,
     mask: np.ndarray,
     image: np.ndarray,
     mm_per_pixel: float | None,
-    probability: np.ndarray | None,
+    segmentation: LesionSegmentation | None,
     threshold: float,
     regions: str = "largest",
-) -> tuple[Path, LesionMeasurements | None, ConfidenceFlags | None]:
-    """Measurements and confidence flags of the current mask (off the GUI thread; the measurements take about a
+) -> tuple[Path, LesionMeasurements | None, QualityAssessment | None]:
+    """Measurements and the quality estimate of the current mask (off the GUI thread; the measurements take about a
     tenth of a second on a 12-megapixel photo, see benchmarks/measure_edit.py)."""
     measurements = measure_lesion(mask, image, mm_per_pixel=mm_per_pixel, regions=regions)
-    context.progress((path, measurements))  # shown at once: the flags below take longer on a large photo
-    flags = None if probability is None else assess_confidence(probability, mask, threshold)
-    return path, measurements, flags
+    context.progress((path, measurements))  # shown at once, ahead of the quality estimate
+    quality = None if segmentation is None else segmentation.quality(mask, threshold)
+    return path, measurements, quality
 
 
 def thumbnail_task(context: TaskContext, paths: list[Path], size: int) -> None:

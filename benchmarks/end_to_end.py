@@ -61,10 +61,13 @@ def one_image(predictor: Predictor, path: Path, out: Path) -> dict[str, float]:
     lap("preprocess")
     logits = predictor.backend.logits(batch)
     lap("network")
-    probability = upsample_probability(torch.sigmoid(torch.from_numpy(logits))[0, 0].numpy(), image.shape[:2])
+    small = torch.sigmoid(torch.from_numpy(logits))[0, 0].numpy()
+    probability = upsample_probability(small, image.shape[:2])
     lap("upsample")
-    segmentation = LesionSegmentation(probability=probability)
-    segmentation.confidence()
+    segmentation = LesionSegmentation(
+        probability=probability, model_probability=small, quality_model=predictor.info.quality
+    )
+    segmentation.quality()
     lap("flags")
     measure_lesion(segmentation.mask, image)
     lap("measure")

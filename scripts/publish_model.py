@@ -40,7 +40,6 @@ sys.path.insert(0, str(REPO))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-from trainer.quality import refit as refit_quality  # noqa: E402
 
 from segmentation.bundled_model import write_pin  # noqa: E402
 from segmentation.imageio import atomic_write_bytes, read_image, read_mask, write_mask  # noqa: E402
@@ -60,6 +59,7 @@ from trainer.evaluate import PAPER_ROWS, evaluate_folder, paper_row_text  # noqa
 from trainer.export import export_run  # noqa: E402
 from trainer.gap import gap_sentence, measure_variants, variants_table, where_the_gap_is  # noqa: E402
 from trainer.plots import plot_curves  # noqa: E402
+from trainer.quality import refit as refit_quality  # noqa: E402
 from trainer.splits import held_out_image_ids  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "datasets"

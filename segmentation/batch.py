@@ -421,7 +421,7 @@ class BatchSegmenter:
         return BatchResult(item, "error", error=error, seconds=time.perf_counter() - started)
 
     def _row(self, segmentation: LesionSegmentation, image: np.ndarray) -> dict:
-        row: dict = dict(segmentation.confidence().to_dict())
+        row: dict = dict(segmentation.quality().to_dict())  # estimated_dice, needs_review, reasons
         if self.measure:
             measurements = measure_lesion(segmentation.mask, image, mm_per_pixel=self.mm_per_pixel)
             row.update(measurements.to_dict() if measurements else {})

@@ -79,25 +79,35 @@ class Predictor:
         return self.predict_probabilities([image])[0]
 
     def predict(self, image: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> LesionSegmentation:
-        """Probability map and binary mask for ``threshold``, with the model's provenance."""
-        return self.segmentation_from(self.predict_probability(image), threshold)
+        """Probability map and binary mask for ``threshold``, with the model's provenance and quality estimator."""
+        small = self.model_probabilities([image])[0]
+        return self.segmentation_from(upsample_probability(small, image.shape[:2]), threshold, small)
 
-    def segmentation_from(self, probability: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> LesionSegmentation:
+    def segmentation_from(
+        self, probability: np.ndarray, threshold: float = DEFAULT_THRESHOLD, model_probability: np.ndarray | None = None
+    ) -> LesionSegmentation:
+        """``model_probability``: the map at the model's resolution (gives the estimated Dice and no-lesion rule)."""
         return LesionSegmentation(
             probability=probability,
             threshold=threshold,
             model_name=self.info.name,
             model_sha256=self.weights_sha256,
             device=self.device_description,
+            model_probability=model_probability,
+            quality_model=self.info.quality,
         )
 
     def predict_probabilities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Batched prediction: one forward pass for all ``images`` (each of any size)."""
+        probabilities = self.model_probabilities(images)
+        return [upsample_probability(p, image.shape[:2]) for p, image in zip(probabilities, images, strict=True)]
+
+    def model_probabilities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Lesion probabilities at the model's own input size (float32, one forward pass for all ``images``)."""
         if not images:
             return []
         batch = np.stack([prepare_input(image, self.info.preprocessing) for image in images])
-        probabilities = torch.sigmoid(torch.from_numpy(self.backend.logits(batch)))[:, 0].numpy()
-        return [upsample_probability(p, image.shape[:2]) for p, image in zip(probabilities, images, strict=True)]
+        return list(torch.sigmoid(torch.from_numpy(self.backend.logits(batch)))[:, 0].numpy())
 
 
 def upsample_probability(probability: np.ndarray, size: tuple[int, int]) -> np.ndarray:

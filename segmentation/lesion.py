@@ -4,46 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
+from segmentation.quality import QualityAssessment, QualityEstimator, assess_quality, quality_features
+
 DEFAULT_THRESHOLD = 0.5
-# A pixel counts as uncertain when its probability is within this margin of the threshold.
-UNCERTAIN_MARGIN = 0.25
-# Low confidence when more than this share of the boundary band is uncertain. A confident model's probabilities
-# switch from ~0 to ~1 within a pixel or two of the boundary, so only a small share of a band of a few pixels
-# either side is uncertain; a hesitant one leaves a wide grey zone.
-LOW_CONFIDENCE_SHARE = 0.5
-
-
-@dataclass(frozen=True)
-class ConfidenceFlags:
-    """Why a clinician should look at this result first."""
-
-    empty: bool
-    touches_border: bool
-    low_confidence: bool
-    uncertain_share: float
-
-    @property
-    def any(self) -> bool:
-        return self.empty or self.touches_border or self.low_confidence
-
-    def labels(self) -> list[str]:
-        names = {
-            "empty": "no lesion found",
-            "touches_border": "lesion at image border",
-            "low_confidence": "low confidence",
-        }
-        return [label for key, label in names.items() if getattr(self, key)]
-
-    def to_dict(self) -> dict[str, bool | float]:
-        return {
-            "flag_empty": self.empty,
-            "flag_border": self.touches_border,
-            "flag_low_confidence": self.low_confidence,
-            "uncertain_share": round(self.uncertain_share, 4),
-        }
 
 
 def binarise(probability: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
@@ -62,32 +27,6 @@ def lesion_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
     )
 
 
-def assess_confidence(
-    probability: np.ndarray, mask: np.ndarray, threshold: float = DEFAULT_THRESHOLD
-) -> ConfidenceFlags:
-    """Flags for an empty mask, a lesion touching the image border, and an uncertain boundary.
-
-    The boundary band is the mask's morphological gradient widened to about 1 % of the shorter image side, so the
-    measure does not depend on the image's resolution.
-    """
-    if not mask.any():
-        return ConfidenceFlags(empty=True, touches_border=False, low_confidence=False, uncertain_share=0.0)
-    touches_border = bool(mask[0, :].any() or mask[-1, :].any() or mask[:, 0].any() or mask[:, -1].any())
-    radius = max(2, round(min(mask.shape) / 100))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    # The band lies within ``radius`` of the lesion: work on its bounding box widened by that much, not the photo.
-    box = lesion_box(mask, radius + 1)
-    band = cv2.morphologyEx(np.ascontiguousarray(mask[box], dtype=np.uint8), cv2.MORPH_GRADIENT, kernel).astype(bool)
-    uncertain = np.abs(probability[box][band] - threshold) < UNCERTAIN_MARGIN
-    share = float(uncertain.mean()) if uncertain.size else 0.0
-    return ConfidenceFlags(
-        empty=False,
-        touches_border=touches_border,
-        low_confidence=share > LOW_CONFIDENCE_SHARE,
-        uncertain_share=share,
-    )
-
-
 @dataclass
 class LesionSegmentation:
     """A lesion mask with its probability map, threshold and provenance; no Qt, no torch.
@@ -95,7 +34,9 @@ class LesionSegmentation:
     ``model_sha256`` is the SHA-256 of the weights *file* (what ``sha256sum`` prints), which anyone can check.
 
     ``probability`` is float32 HxW at the image's own size. ``mask`` is the bool mask for ``threshold`` unless a
-    clinician edited it (then ``edited`` is True and the threshold no longer defines it).
+    clinician edited it (then ``edited`` is True and the threshold no longer defines it). ``model_probability`` is
+    the map at the model's own resolution and ``quality_model`` the weights' estimator (both optional): with them
+    the result carries an estimated Dice, and a faint outline on plain skin becomes "no lesion found" (empty mask).
     """
 
     probability: np.ndarray
@@ -106,10 +47,28 @@ class LesionSegmentation:
     mask: np.ndarray = field(default=None)  # type: ignore[assignment]
     edited: bool = False
     cleanup: tuple[str, ...] = ()
+    model_probability: np.ndarray | None = None
+    quality_model: QualityEstimator | None = None
 
     def __post_init__(self) -> None:
         if self.mask is None:
-            self.mask = binarise(self.probability, self.threshold)
+            self.mask = self.model_mask(self.threshold)
+
+    def no_lesion_at(self, threshold: float) -> bool:
+        """The estimator's no-lesion rule on the model's own mask at ``threshold``."""
+        if self.model_probability is None or self.quality_model is None:
+            return False
+        small = binarise(self.model_probability, threshold)
+        if not small.any():
+            return False
+        return self.quality_model.is_no_lesion(quality_features(self.model_probability, small, threshold))
+
+    def model_mask(self, threshold: float) -> np.ndarray:
+        """The model's mask at ``threshold``: empty when the no-lesion rule says the image shows plain skin."""
+        mask = binarise(self.probability, threshold)
+        if self.no_lesion_at(threshold):
+            mask[:] = False
+        return mask
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -123,10 +82,18 @@ class LesionSegmentation:
             model_name=self.model_name,
             model_sha256=self.model_sha256,
             device=self.device,
+            model_probability=self.model_probability,
+            quality_model=self.quality_model,
         )
 
-    def confidence(self) -> ConfidenceFlags:
-        return assess_confidence(self.probability, self.mask, self.threshold)
+    def quality(self, mask: np.ndarray | None = None, threshold: float | None = None) -> QualityAssessment:
+        """Estimated Dice and review flags of ``mask`` (default: this result's mask)."""
+        return assess_quality(
+            self.model_probability,
+            self.mask if mask is None else mask,
+            self.quality_model,
+            self.threshold if threshold is None else threshold,
+        )
 
     def provenance(self) -> dict[str, str | float | bool]:
         return {

@@ -22,6 +22,7 @@ from segmentation import __version__
 from segmentation.imageio import atomic_write_bytes
 from segmentation.network import ARCHITECTURE, DualAttentionUNet, NetworkConfig, build_model
 from segmentation.preprocessing import Preprocessing
+from segmentation.quality import QualityEstimator
 from segmentation.weights_checks import (
     MetadataProblem,
     check_forward_pass,
@@ -56,6 +57,7 @@ class ModelInfo:
     code_version: str = __version__
     created: str = ""
     sha256: str = ""
+    quality: QualityEstimator | None = None  # optional: the estimated-Dice model fitted for these weights
 
     @property
     def short_hash(self) -> str:
@@ -74,6 +76,7 @@ class ModelInfo:
             "code_version": self.code_version,
             "created": self.created,
             "sha256": self.sha256,
+            **({"quality": self.quality.to_dict()} if self.quality is not None else {}),
         }
 
 
@@ -104,6 +107,7 @@ def save_weights(
     training: dict | None = None,
     validation: dict | None = None,
     half_precision: bool = False,
+    quality: QualityEstimator | None = None,
 ) -> ModelInfo:
     """Write ``model`` and its metadata atomically; returns the metadata as written."""
     dtype = torch.float16 if half_precision else torch.float32
@@ -119,6 +123,7 @@ def save_weights(
         validation=validation or {},
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         sha256=tensors_sha256(state),
+        quality=quality,
     )
     payload = save_tensors_to_bytes(state, metadata={METADATA_KEY: json.dumps(info.to_dict())})
     atomic_write_bytes(Path(path), payload)
@@ -144,6 +149,26 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
         raise WeightsError(path, str(error)) from error
     except (KeyError, TypeError, ValueError) as error:
         raise WeightsError(path, f"metadata is incomplete or invalid ({error})") from error
+
+
+def rewrite_metadata(path: str | os.PathLike, info: ModelInfo) -> None:
+    """Write ``info`` as the metadata of the weights file at ``path``, its tensors unchanged (atomically).
+
+    The tensors' SHA-256 stays the same; the whole file's SHA-256 changes (a bundled file's pin must follow).
+    """
+    path = Path(path)
+    current = read_model_info(path)
+    if info.sha256 != current.sha256:
+        raise WeightsError(path, "new metadata names other tensors than the file holds")
+
+    def read_all(handle) -> dict[str, torch.Tensor]:
+        return {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - safe_open has no iterator
+
+    state = _open(path, read_all)
+    if tensors_sha256(state) != current.sha256:
+        raise WeightsError(path, "weights do not match their recorded SHA-256 (file altered or corrupt)")
+    payload = save_tensors_to_bytes(state, metadata={METADATA_KEY: json.dumps(info.to_dict())})
+    atomic_write_bytes(path, payload)
 
 
 def load_weights(path: str | os.PathLike, *, expected_sha256: str | None = None) -> tuple[DualAttentionUNet, ModelInfo]:

@@ -19,6 +19,7 @@ import torch
 
 from segmentation.network import VARIANTS, NetworkConfig
 from segmentation.preprocessing import INTERPOLATIONS, Preprocessing, prepare_input
+from segmentation.quality import QualityEstimator
 
 #: Bounds on what a weights file may ask for. The bundled model is base width 16 at 128x160; the paper's is 224x224.
 MAX_BASE_WIDTH = 64
@@ -171,7 +172,18 @@ def check_metadata(raw: dict) -> dict:
         "code_version": _string(raw, "code_version", limit=MAX_NAME_LENGTH),
         "created": _string(raw, "created", limit=MAX_NAME_LENGTH),
         "sha256": sha256,
+        "quality": check_quality(raw.get("quality")),
     }
+
+
+def check_quality(value: object) -> QualityEstimator | None:
+    """The optional estimated-Dice model (``segmentation.quality``): absent, or complete and finite."""
+    if value is None:
+        return None
+    try:
+        return QualityEstimator.from_dict(value)  # type: ignore[arg-type]
+    except ValueError as error:
+        raise MetadataProblem(f"quality: {error}") from error
 
 
 def check_tensors(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:

@@ -34,9 +34,11 @@ CSV_COLUMNS = {
     "error",
     "mask",
     "seconds",
-    "flag_empty",
-    "flag_border",
-    "flag_low_confidence",
+    "estimated_dice",
+    "needs_review",
+    "no_lesion",
+    "at_border",
+    "reasons",
     "area_px2",
     "model",
     "model_sha256",
@@ -161,7 +163,7 @@ def test_mixed_folder(runner: str, cli, tmp_path: Path, tiny_weights: Path, isic
         row = by_name[image.name]
         assert (row["status"], row["error"]) == ("ok", "")
         assert Path(row["mask"]) == _mask_for(image, out)
-        assert row["flag_empty"] in {"True", "False"}
+        assert row["no_lesion"] in {"True", "False"}
         assert int(float(row["area_px2"])) >= 0
         assert float(row["seconds"]) >= 0
         assert (row["model"], row["model_sha256"], float(row["threshold"])) == (UNTRAINED_NAME, sha, 0.5)

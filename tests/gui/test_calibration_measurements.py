@@ -129,26 +129,26 @@ def test_panel_says_when_its_numbers_are_being_updated(window, image_folder, ope
     assert not panel.updating and panel.values["area"].isEnabled()
 
 
-def test_measurements_do_not_wait_for_the_confidence_flags(window, image_folder, open_segmented, qtbot, monkeypatch):
+def test_measurements_do_not_wait_for_the_quality_estimate(window, image_folder, open_segmented, qtbot, monkeypatch):
     import threading
 
-    from app import workers
+    from segmentation.lesion import LesionSegmentation
 
     open_segmented(window, image_folder / "lesion_0.png")
     panel = window.measurements_panel
     qtbot.waitUntil(lambda: not panel.updating, timeout=WAIT_MS)
     release = threading.Event()
-    real = workers.assess_confidence
+    real = LesionSegmentation.quality
 
-    def slow_flags(*args):  # the full-resolution flags of a large photo take seconds
+    def slow_quality(*args):  # hold the estimate back: the numbers must not wait for it
         release.wait(10)
         return real(*args)
 
-    monkeypatch.setattr(workers, "assess_confidence", slow_flags)
+    monkeypatch.setattr(LesionSegmentation, "quality", slow_quality)
     mask = np.zeros((48, 64), bool)
     mask[10:40, 10:40] = True
     window.document.replace_mask(mask, "test mask")
     qtbot.waitUntil(lambda: panel.text_of("area") == "900.0 px²" and not panel.updating, timeout=WAIT_MS)
-    assert window.analyser.busy  # the flags are still being computed, the numbers are already there
+    assert window.analyser.busy  # the estimate is still being computed, the numbers are already there
     with qtbot.waitSignal(window.analysed, timeout=WAIT_MS):
         release.set()

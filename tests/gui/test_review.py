@@ -231,11 +231,11 @@ def test_batch_table_sorts_numbers_as_numbers_and_filters(window: MainWindow, tm
 
     dialog = window.show_batch_dialog()
     rows = [
-        ("small.png", "ok", {"area_px2": 50, "flag_border": True}),
+        ("small.png", "ok", {"area_px2": 50, "at_border": True, "estimated_dice": 0.93}),
         ("large.png", "ok", {"area_px2": 10_000}),
         ("middle.png", "skipped", {}),
         ("broken.png", "error", {}),
-        ("medium.png", "ok", {"area_px2": 900, "flag_low_confidence": True}),
+        ("medium.png", "ok", {"area_px2": 900, "needs_review": True, "estimated_dice": 0.62}),
     ]
     for name, status, row in rows:  # what the worker reports, through the same slot
         source = tmp_path / name
@@ -251,12 +251,12 @@ def test_batch_table_sorts_numbers_as_numbers_and_filters(window: MainWindow, tm
     assert names()[:3] == ["small.png", "medium.png", "large.png"]  # 50 < 900 < 10,000 (as text: "10,000" first)
     table.sortItems(0)
     assert names() == sorted(name for name, _s, _r in rows)
-    dialog.show_filter.setCurrentText("Flagged (check first)")
-    assert sorted(names()) == ["medium.png", "small.png"] and dialog.filter_label.text() == "showing 2 of 5"
+    dialog.show_filter.setCurrentText("Flagged (check first)")  # needs review; the image border is information
+    assert names() == ["medium.png"] and dialog.filter_label.text() == "showing 1 of 5"
     dialog.show_filter.setCurrentText("Errors")
     assert names() == ["broken.png"]
     dialog.show_filter.setCurrentText("All results")
-    dialog.text_filter.setText("LOW CONF")
+    dialog.text_filter.setText("NEEDS REV")
     assert names() == ["medium.png"]
     dialog.text_filter.setText("")
     assert len(names()) == 5 and set(SHOW_FILTERS) >= {"All results", "Errors"}

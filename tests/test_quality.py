@@ -1,0 +1,192 @@
+"""The estimated Dice and its flags on real images, through the bundled model and its metadata.
+
+Real data: ISIC 2017 validation images under ``../shared`` (skipped when absent) and the bundled samples. The
+estimator and the ``needs_review`` operating point come from the weights' metadata (``quality``), fitted by
+``python -m trainer quality``; these tests change that entry in a copy of the weights to show it is what counts.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from segmentation.imageio import read_image, read_mask
+from segmentation.inference import Predictor
+from segmentation.resources import bundled_weights_path, samples_dir
+from segmentation.weights import METADATA_KEY, WeightsError, read_model_info, rewrite_metadata
+from trainer.quality import plain_skin_crop
+
+VALIDATION = ("ISIC-2017_Validation_Data", "ISIC-2017_Validation_Part1_GroundTruth")
+IMAGES = 8  # the first validation images by name: a fixed, real set
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor(bundled_weights_path(), "cpu", backend="torch")
+
+
+@pytest.fixture(scope="module")
+def validation(isic_sample_dir: Path) -> list[tuple[Path, Path]]:
+    images = isic_sample_dir / VALIDATION[0]
+    if not images.is_dir():
+        pytest.skip(f"ISIC 2017 validation images not found at {images}")
+    paths = sorted(p for p in images.glob("ISIC_*.jpg") if "superpixels" not in p.name)[:IMAGES]
+    return [(p, isic_sample_dir / VALIDATION[1] / f"{p.stem}_segmentation.png") for p in paths]
+
+
+def weights_with(tmp_path: Path, **changes) -> Path:
+    """A copy of the bundled weights whose quality entry has ``changes`` (e.g. another operating point)."""
+    copy = tmp_path / f"copy-{len(list(tmp_path.glob('copy-*')))}.safetensors"
+    shutil.copyfile(bundled_weights_path(), copy)
+    info = read_model_info(copy)
+    rewrite_metadata(copy, replace(info, quality=replace(info.quality, **changes)))
+    return copy
+
+
+def test_the_bundled_model_carries_its_fitted_estimator(predictor: Predictor) -> None:
+    quality = predictor.info.quality
+    assert quality is not None, "run `python -m trainer quality` to fit it"
+    assert 0.0 < quality.review_below < 1.0
+    assert "HAM10000 hold-out" in quality.fitted_on["data"]
+    assert set(quality.no_lesion) == {"mean_inside", "soft_area"}
+
+
+def test_a_damaged_mask_is_estimated_below_the_models_own(predictor: Predictor, validation) -> None:
+    for image_path, _truth in validation:
+        segmentation = predictor.predict(read_image(image_path))
+        own = segmentation.quality().estimated_dice
+        mask = segmentation.mask.astype(np.uint8)
+        side = min(mask.shape)
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side // 6 | 1, side // 6 | 1))
+        damaged = {
+            "shifted": np.roll(segmentation.mask, mask.shape[1] // 6, axis=1),
+            "dilated": cv2.dilate(mask, kernel).astype(bool),
+            "eroded": cv2.erode(mask, kernel).astype(bool),
+        }
+        for name, bad in damaged.items():
+            if bad.any():
+                estimate = segmentation.quality(bad).estimated_dice
+                assert estimate < own, f"{image_path.name}: {name} mask estimated {estimate:.3f}, own {own:.3f}"
+
+
+def test_the_estimate_follows_the_actual_dice_on_real_images(predictor: Predictor, validation) -> None:
+    from segmentation.metrics import ConfusionCounts, scores
+
+    estimates, actual = [], []
+    for image_path, truth_path in validation:
+        segmentation = predictor.predict(read_image(image_path))
+        estimates.append(segmentation.quality().estimated_dice)
+        actual.append(scores(ConfusionCounts.from_masks(segmentation.mask, read_mask(truth_path)))["dice"])
+    assert np.mean(np.abs(np.array(estimates) - np.array(actual))) < 0.15
+
+
+def test_the_operating_point_is_read_from_the_metadata(tmp_path: Path, validation) -> None:
+    image = read_image(validation[0][0])
+    never = Predictor(weights_with(tmp_path, review_below=0.0), "cpu", backend="torch").predict(image).quality()
+    always = Predictor(weights_with(tmp_path, review_below=1.0), "cpu", backend="torch").predict(image).quality()
+    assert never.estimated_dice == always.estimated_dice
+    assert not never.needs_review
+    assert always.needs_review and always.review_below == 1.0
+
+
+def test_rewriting_metadata_keeps_the_tensors(tmp_path: Path) -> None:
+    copy = weights_with(tmp_path, review_below=0.5)
+    assert read_model_info(copy).sha256 == read_model_info(bundled_weights_path()).sha256
+    assert read_model_info(copy).quality.review_below == 0.5
+
+
+def test_a_malformed_quality_entry_is_refused_with_the_file_named(tmp_path: Path) -> None:
+    copy = tmp_path / "broken.safetensors"
+    with safe_open(str(bundled_weights_path()), framework="pt") as handle:
+        metadata = json.loads(handle.metadata()[METADATA_KEY])
+    metadata["quality"]["review_below"] = "often"
+    save_file(load_file(bundled_weights_path()), copy, metadata={METADATA_KEY: json.dumps(metadata)})
+    with pytest.raises(WeightsError, match=r"broken\.safetensors: quality"):
+        read_model_info(copy)
+
+
+def test_the_no_lesion_rule_never_empties_a_real_lesion(predictor: Predictor, validation) -> None:
+    for image_path, _truth in validation:
+        segmentation = predictor.predict(read_image(image_path))
+        assert segmentation.mask.any() and not segmentation.quality().no_lesion, image_path.name
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="target: 90 % of plain-skin crops 'no lesion found'; measured 32 % (HAM) and 12 % (ISIC), docs/QUALITY.md",
+)
+def test_plain_skin_crops_are_reported_as_no_lesion_found(predictor: Predictor, validation) -> None:
+    reported, crops = 0, 0
+    for image_path, truth_path in validation:
+        crop = plain_skin_crop(read_image(image_path), read_mask(truth_path))
+        if crop is not None:
+            crops += 1
+            skin = predictor.predict(crop)
+            reported += skin.quality().no_lesion and not skin.mask.any()
+    assert crops >= 4
+    assert reported >= 0.9 * crops
+
+
+def test_results_csv_has_the_estimate_and_the_review_flag(segment, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LESIONLENS_BACKEND", "torch")
+    weights = weights_with(tmp_path, review_below=1.0)  # every outlined image needs review at this operating point
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("ISIC_0012126.jpg", "ISIC_0012660.jpg", "ISIC_0013127.jpg"):
+        shutil.copyfile(samples_dir() / name, images / name)
+    out = tmp_path / "out"
+    status, output = segment(images, "--out", out, "--weights", weights, "--device", "cpu")
+    assert status == 0, output
+    with (out / "results.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {"estimated_dice", "needs_review", "reasons"} <= set(rows[0])
+    assert not {"flag_low_confidence", "uncertain_share"} & set(rows[0]), "the old share-based flag is gone"
+    for row in rows:
+        assert 0.0 <= float(row["estimated_dice"]) <= 1.0
+        assert row["needs_review"] == "True"
+        assert row["reasons"].startswith("needs review: estimated Dice")
+
+
+@pytest.mark.slow
+def test_refit_writes_the_estimator_into_the_metadata_and_reuses_its_cache(
+    tiny_weights: Path, validation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trainer.quality as fitting
+
+    monkeypatch.setenv("LESIONLENS_BACKEND", "torch")
+    weights = tmp_path / "model.safetensors"
+    shutil.copyfile(tiny_weights, weights)
+    before = read_model_info(weights)
+    assert before.quality is None
+    items = [("ham", p.stem, p, m) for p, m in validation[:6]] + [("isic", p.stem, p, m) for p, m in validation[6:]]
+    cache = tmp_path / "cache.npz"
+    estimator = fitting.refit(weights, cache=cache, report=False, items=items)
+    after = read_model_info(weights)
+    assert after.quality == estimator and after.sha256 == before.sha256
+    assert 0.0 <= estimator.review_below <= 1.0 and "HAM10000 hold-out" in estimator.fitted_on["data"]
+
+    def no_second_pass(*_args, **_kwargs):
+        raise AssertionError("the cache of these tensors should have been used")
+
+    monkeypatch.setattr(fitting, "collect", no_second_pass)
+    assert fitting.refit(weights, cache=cache, report=False, items=items).coefficients == estimator.coefficients
+
+
+def test_auroc_and_the_operating_point_on_known_numbers() -> None:
+    from trainer.quality import auroc, choose_operating_point
+
+    estimate = np.array([0.1, 0.2, 0.3, 0.9, 0.8, 0.95])
+    assert auroc(estimate, np.array([True, True, True, False, False, False])) == 1.0
+    assert auroc(estimate, np.array([False, False, False, True, True, True])) == 0.0
+    assert auroc(np.array([0.5, 0.5]), np.array([True, False])) == 0.5
+    point = choose_operating_point(np.linspace(0, 1, 101), budget=0.15)
+    assert (np.linspace(0, 1, 101) < point).mean() <= 0.15
