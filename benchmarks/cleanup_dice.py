@@ -4,7 +4,7 @@ after each clean-up step, through the app's own predictor (``segmentation.infere
     .venv/bin/python -m benchmarks.cleanup_dice [--weights FILE] [--out FILE.json]
 
 Each mask is compared with its official ground truth at the image's own size (the validation copies are 256x192),
-as ``trainer bundle`` measures the model's validation Dice. Reported per variant: the mean Dice, the paired
+as ``scripts/publish_model.py`` measures the model's validation Dice. Reported per variant: the mean Dice, the paired
 difference from the raw masks with a 95 % bootstrap interval, and how many images got better or worse. The numbers
 and the decision they support are in docs/MEASUREMENTS.md ("Default clean-up").
 """

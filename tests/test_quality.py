@@ -54,7 +54,7 @@ def weights_with(tmp_path: Path, **changes) -> Path:
 
 def test_the_bundled_model_carries_its_fitted_estimator(predictor: Predictor) -> None:
     quality = predictor.info.quality
-    assert quality is not None, "run `python -m trainer quality` to fit it"
+    assert quality is not None, "run `scripts/publish_model.py --weights resources/models/lesionlens.safetensors` to fit it"
     assert 0.0 < quality.review_below < 1.0
     assert "HAM10000 hold-out" in quality.fitted_on["data"]
     assert set(quality.no_lesion) == {"mean_inside", "soft_area"}
@@ -190,3 +190,16 @@ def test_auroc_and_the_operating_point_on_known_numbers() -> None:
     assert auroc(np.array([0.5, 0.5]), np.array([True, False])) == 0.5
     point = choose_operating_point(np.linspace(0, 1, 101), budget=0.15)
     assert (np.linspace(0, 1, 101) < point).mean() <= 0.15
+
+
+def test_trainer_quality_does_not_republish_the_bundled_model() -> None:
+    """Refitting the bundled model changes its SHA-256, so the pin, self-test reference and card must follow: that is
+    ``scripts/publish_model.py``'s job, in one place. ``trainer quality`` refuses and names the command."""
+    from segmentation.resources import bundled_weights_path
+    from trainer.cli import main
+
+    bundled = bundled_weights_path()
+    before = bundled.read_bytes()
+    status = main(["quality", str(bundled)])
+    assert isinstance(status, str) and "scripts/publish_model.py --weights" in status
+    assert bundled.read_bytes() == before
