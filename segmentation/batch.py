@@ -408,8 +408,9 @@ class BatchSegmenter:
         """The bytes of one output file."""
         if kind == "mask":
             return encode_mask(segmentation.mask)
-        if kind == "overlay":
-            return encode_image(path, render_overlay(image, segmentation.mask, BATCH_OVERLAY), quality=90)
+        if kind == "overlay":  # the photo is not needed after this: drawn on and encoded in place (120 MP: no copies)
+            overlay = render_overlay(image, segmentation.mask, BATCH_OVERLAY, in_place=True)
+            return encode_image(path, overlay, quality=90, consume=True)
         if kind == "probability":  # 0-255 = probability 0-1, at the image's size
             return encode_grey(np.clip(np.rint(segmentation.probability * 255.0), 0, 255).astype(np.uint8))
         document = mask_to_geojson(segmentation.mask, properties={"image": item.source.name, **self.provenance()})

@@ -103,14 +103,15 @@ def _check_image_and_mask(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarr
     return image, mask if mask.dtype == np.bool_ else mask != 0
 
 
-def render_overlay(image: np.ndarray, mask: np.ndarray, style: OverlayStyle) -> np.ndarray:
-    """The image with the lesion filled (alpha-blended ``colour`` at ``opacity``) and outlined, as a new array.
+def render_overlay(image: np.ndarray, mask: np.ndarray, style: OverlayStyle, *, in_place: bool = False) -> np.ndarray:
+    """The image with the lesion filled (alpha-blended ``colour`` at ``opacity``) and outlined, as a new array
+    (``in_place``: drawn into ``image`` itself, for a caller done with it: no copy of a 120-megapixel photo).
 
     The outline follows every edge of the mask (holes included), so what is drawn is exactly what the exported
     mask contains; its width is about 1/300 of the shorter image side so it stays visible on large photos.
     """
-    image, mask = _check_image_and_mask(image, mask)
-    out = image.copy()
+    checked, mask = _check_image_and_mask(image, mask)
+    out = checked if in_place and checked is image and image.flags.writeable else checked.copy()
     if not mask.any():
         return out
     box = lesion_box(mask, 1)

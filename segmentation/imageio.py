@@ -452,13 +452,27 @@ def write_image(path: str | os.PathLike[str], rgb: np.ndarray, *, quality: int =
     return atomic_write_bytes(path, encode_image(path, rgb, quality=quality))
 
 
-def encode_image(path: str | os.PathLike[str], rgb: np.ndarray, *, quality: int = 95) -> bytes:
-    """The bytes write_image would write to ``path`` (PNG or JPEG by its suffix), without metadata."""
+def encode_image(path: str | os.PathLike[str], rgb: np.ndarray, *, quality: int = 95, consume: bool = False) -> bytes:
+    """The bytes write_image would write to ``path`` (PNG or JPEG by its suffix), without metadata.
+
+    ``consume``: the caller gives ``rgb`` up; it is turned into BGR in place and encoded by OpenCV, so a 120-megapixel
+    picture is encoded without the 4-bytes-a-pixel copy Pillow makes of it.
+    """
     path = Path(path)
     a = np.asarray(rgb)
     if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3 or a.size == 0:
         raise ValueError(f"expected an RGB uint8 HxWx3 array, got {a.dtype} {a.shape}")
     suffix = path.suffix.lower()
+    if consume and a.flags.writeable and a.flags.c_contiguous and suffix in (".png", ".jpg", ".jpeg"):
+        if not 1 <= quality <= 100:
+            raise ValueError(f"JPEG quality must be 1-100, got {quality}")
+        cv2.cvtColor(a, cv2.COLOR_RGB2BGR, dst=a)
+        jpeg = [cv2.IMWRITE_JPEG_QUALITY, quality]
+        jpeg += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]  # no chroma subsampling
+        ok, encoded = cv2.imencode(".png", a) if suffix == ".png" else cv2.imencode(".jpg", a, jpeg)
+        if not ok:
+            raise OutputWriteError(path, "could not encode the image")
+        return encoded.tobytes()
     if suffix == ".png":
         data = _encode(a, "PNG")
     elif suffix in (".jpg", ".jpeg"):

@@ -7,9 +7,9 @@ confident model switches from ~0 to ~1 within a pixel or two.
 
 The estimator is deliberately small: a linear regression on a handful of standardised features, clipped to 0..1.
 Its feature names, means, scales, coefficients and the ``needs_review`` operating point are stored in the weights
-file's metadata (``quality``), fitted by ``trainer.quality`` (run by ``scripts/publish_model.py``) on the HAM10000 hold-out, so a retrained
-model brings its own. A model without that entry gets no estimate (and no review flag); the informational reasons
-("no lesion found", "lesion at the image border") work without it.
+file's metadata (``quality``), fitted by ``trainer.quality`` (run by ``scripts/publish_model.py``) on the HAM10000
+hold-out, so a retrained model brings its own. A model without that entry gets no estimate (and no review flag);
+the informational reasons ("no lesion found", "lesion at the image border") work without it.
 """
 
 from __future__ import annotations

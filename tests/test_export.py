@@ -344,3 +344,30 @@ def test_overlay_style_is_checked() -> None:
         OverlayStyle(opacity=1.5)
     with pytest.raises(ValueError, match="colour"):
         OverlayStyle(colour=(0, 300, 0))
+
+
+def test_an_overlay_drawn_and_encoded_in_place_is_the_same_picture(tmp_path: Path) -> None:
+    """The batch draws a 120-megapixel overlay into the decoded photo and encodes it in place (no copies): the
+    picture is the one a copy would give, the PNG identical, the JPEG within encoder rounding."""
+    from segmentation.imageio import encode_image
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    mask = disc((120, 160), (60, 80), 30)
+    style = OverlayStyle(colour=(255, 0, 0), opacity=0.4)
+    copied = render_overlay(image, mask, style)
+    for suffix in (".png", ".jpg"):
+        photo = image.copy()
+        drawn = render_overlay(photo, mask, style, in_place=True)
+        assert drawn is photo
+        np.testing.assert_array_equal(drawn, copied)
+        path = tmp_path / f"overlay{suffix}"
+        path.write_bytes(encode_image(path, drawn, quality=95, consume=True))
+        expected = tmp_path / f"expected{suffix}"
+        expected.write_bytes(encode_image(expected, copied, quality=95))
+        decoded, reference = read_image(path).astype(int), read_image(expected).astype(int)
+        if suffix == ".png":
+            np.testing.assert_array_equal(decoded, copied)
+        else:  # two JPEG encoders, the same quality and no chroma subsampling
+            assert np.abs(decoded - reference).mean() < 1.5
+            assert np.abs(decoded - copied).mean() < 4

@@ -54,7 +54,7 @@ def weights_with(tmp_path: Path, **changes) -> Path:
 
 def test_the_bundled_model_carries_its_fitted_estimator(predictor: Predictor) -> None:
     quality = predictor.info.quality
-    assert quality is not None, "run `scripts/publish_model.py --weights resources/models/lesionlens.safetensors` to fit it"
+    assert quality is not None, "fit it: scripts/publish_model.py --weights resources/models/lesionlens.safetensors"
     assert 0.0 < quality.review_below < 1.0
     assert "HAM10000 hold-out" in quality.fitted_on["data"]
     assert set(quality.no_lesion) == {"mean_inside", "soft_area"}
