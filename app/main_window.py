@@ -33,7 +33,7 @@ from app.model_state import ModelController
 from app.panels import colour_to_hex, flags_kind, flags_text, hex_to_colour
 from app.persistence import AutosaveController, saved_time, window_settings
 from app.preferences import PreferencesDialog
-from app.settings import MAX_EXPORT_FOLDERS, Settings, app_data_dir, load_settings, save_settings
+from app.settings import MAX_EXPORT_FOLDERS, MAX_EXPORTED_INTO, Settings, app_data_dir, load_settings, save_settings
 from app.startup import install_excepthook, parse_args, setup_logging
 from app.workers import TaskRunner, analyse_task, folder_quality_task, load_image_task, new_pool, segment_task
 from segmentation.autosave import SavedState
@@ -52,17 +52,6 @@ TOOLS = {"tool_navigate": Tool.NAVIGATE, "tool_brush": Tool.BRUSH, "tool_eraser"
          "tool_vertices": Tool.VERTICES, "tool_assist": Tool.ASSIST, "tool_box": Tool.BOX,
          "tool_calibrate": Tool.CALIBRATE}  # fmt: skip
 ASSIST_TOOLS = (Tool.ASSIST, Tool.BOX)
-
-
-def export_folders() -> list[str]:
-    """Every folder this user exported into (most recent last): where the folder list looks for exports."""
-    value = window_settings().value("export_folders", [])
-    return [value] if isinstance(value, str) else [str(v) for v in value or []]
-
-
-def remember_export_folder(folder: str) -> None:
-    folders = [f for f in export_folders() if f != folder] + [folder]
-    window_settings().setValue("export_folders", folders[-50:])
 
 
 class MainWindow(QMainWindow):
@@ -120,7 +109,7 @@ class MainWindow(QMainWindow):
             self.resize(first_window_size(self.screen().availableGeometry().size()))
         self.restoreState(state.value("state", b""))
         self.folder_panel.hide()  # until a folder is opened, whatever the last session showed
-        self.exporter.last_folder = str(state.value("export_folder", ""))
+        self.exporter.last_folder = (self.settings.exported_into or [""])[-1]  # the newest
         self._update_actions()
         self.load_model(weights, device)
 
@@ -260,7 +249,8 @@ class MainWindow(QMainWindow):
         if len(images) > 1 or any(Path(p).is_dir() for p in paths):
             if images != listed:
                 self.document.forget_histories()  # undo histories are kept while their folder is open
-            exported = {image for folder in export_folders() for image in exported_images(folder)}
+            folders = self.settings.exported_into  # every folder this user exported into
+            exported = {image for folder in folders for image in exported_images(folder)}
             self.folder_panel.set_paths(images, {p: self._initial_state(p, exported) for p in images})
             self.folder_panel.show()
             self.segment_folder(images, first=images[0])
@@ -580,11 +570,13 @@ class MainWindow(QMainWindow):
 
     def _exported(self, path: Path, written: dict) -> None:
         out_dir = self.exporter.last_folder
-        window_settings().setValue("export_folder", out_dir)
-        remember_export_folder(out_dir)  # every folder exported into: where the folder list finds exports
         folders = {k: v for k, v in self.settings.export_folders.items() if k != str(path.parent)}
         folders[str(path.parent)] = out_dir  # newest last; the oldest are forgotten first
-        self.remember(export_folders=dict(list(folders.items())[-MAX_EXPORT_FOLDERS:]))
+        into = [folder for folder in self.settings.exported_into if folder != out_dir] + [out_dir]
+        self.remember(
+            export_folders=dict(list(folders.items())[-MAX_EXPORT_FOLDERS:]), exported_into=into[-MAX_EXPORTED_INTO:]
+        )
+        self.save_settings()  # at once: another window (or a crash) must know where the exports are
         self._show_export_folder()
         self.folder_panel.set_state(path, EXPORTED)
         self.status.say(f"Exported {len(written)} files to {out_dir}.")

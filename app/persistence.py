@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from datetime import datetime
 from pathlib import Path
 
@@ -22,17 +21,18 @@ from app.workers import new_pool
 from segmentation.autosave import AutosaveStore, SavedState
 from segmentation.calibration import SOURCES, Calibration
 from segmentation.imageio import OutputWriteError
+from segmentation.private_files import private_folder
 
 log = logging.getLogger("lesionlens.gui")
 AUTOSAVE_DELAY_MS = 500
 
 
 def window_settings() -> QSettings:
-    """QSettings("LesionLens", "LesionLens") for geometry; an ini file inside $LESIONLENS_HOME when that is set,
-    so tests and portable installs never touch the user's real settings."""
-    if os.environ.get("LESIONLENS_HOME"):
-        return QSettings(str(app_data_dir() / "window.ini"), QSettings.Format.IniFormat)
-    return QSettings("LesionLens", "LesionLens")
+    """The window's geometry and dock layout (Qt's own state; everything else is in settings.json): an ini file in
+    the private data folder, beside the autosaves, so nothing about the user's work lands outside it."""
+    with contextlib.suppress(OSError):  # unwritable: Qt keeps the state in memory and the window still opens
+        private_folder(app_data_dir())
+    return QSettings(str(app_data_dir() / "window.ini"), QSettings.Format.IniFormat)
 
 
 def saved_time(saved_at: str) -> str:

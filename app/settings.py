@@ -33,6 +33,7 @@ SETTINGS_NAME = "settings.json"
 _HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 _MAX_BRUSH_RADIUS = 500
 MAX_EXPORT_FOLDERS = 200  # remembered image folder -> export folder pairs (the oldest are forgotten first)
+MAX_EXPORTED_INTO = 50  # remembered folders exported into, where the folder list looks for exports
 BACKENDS = ("auto", "torch", "onnxruntime")
 
 
@@ -51,10 +52,11 @@ class Settings:
     backend: str = "auto"  # CPU inference: auto (the faster), torch or onnxruntime; $LESIONLENS_BACKEND wins
     weights: str = ""
     export_folders: dict[str, str] = dataclasses.field(default_factory=dict)  # image folder -> its export folder
+    exported_into: list[str] = dataclasses.field(default_factory=list)  # every folder exported into, newest last
 
 
 #: What Edit > Preferences offers and "Reset to defaults" resets; the rest (last folder, weights, calibration,
-#: export folders) is what the clinician chose for files, not a preference.
+#: export folders, folders exported into) is what the clinician chose for files, not a preference.
 PREFERENCE_KEYS = (
     "overlay_colour", "overlay_opacity", "show_fill", "show_boundary", "threshold", "brush_screen_radius", "device",
     "backend",
@@ -100,6 +102,8 @@ def _valid(name: str, value: object) -> bool:
         return value in BACKENDS
     if name == "export_folders":
         return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    if name == "exported_into":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
     return isinstance(value, str)  # last_folder, device, weights
 
 

@@ -132,3 +132,7 @@ def test_export_folders_and_backend_are_validated(tmp_path: Path) -> None:
     loaded = load_settings(path)  # an old image-pixel "brush_radius" is not taken as screen pixels
     assert loaded.export_folders == {} and loaded.backend == "auto" and loaded.brush_screen_radius == 12
     assert Settings().export_folders is not Settings().export_folders  # no shared mutable default
+    path.write_text(json.dumps({"exported_into": ["/a", "/b"]}))
+    assert load_settings(path).exported_into == ["/a", "/b"]
+    path.write_text(json.dumps({"exported_into": ["/a", 3]}))
+    assert load_settings(path).exported_into == []

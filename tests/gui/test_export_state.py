@@ -30,3 +30,23 @@ def test_exported_state_survives_exporting_elsewhere(window, make_window, image_
     assert _reopened_state(make_window, image_folder, source, qtbot) == EXPORTED
     (first / "lesion_0_segmentation.png").write_bytes(b"changed outside LesionLens")
     assert _reopened_state(make_window, image_folder, source, qtbot) != EXPORTED
+
+
+def test_the_window_state_is_kept_in_the_private_data_folder(tmp_path: Path, monkeypatch) -> None:
+    """Qt's own state (geometry, docks) used to go to ~/.config/LesionLens/LesionLens.conf, outside the private
+    folder, beside export paths; now it is an ini file in the 0700 data folder and ~/.config is not touched. (Export
+    folders are in settings.json, one store.)"""
+    import stat
+
+    from app.persistence import window_settings
+
+    monkeypatch.delenv("LESIONLENS_HOME")
+    for name, folder in (("HOME", "home"), ("XDG_DATA_HOME", "data"), ("XDG_CONFIG_HOME", "config")):
+        monkeypatch.setenv(name, str(tmp_path / folder))
+    state = window_settings()
+    state.setValue("geometry", b"\x01\x02")
+    state.sync()
+    data = tmp_path / "data" / "lesionlens"
+    assert (data / "window.ini").is_file()
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert not (tmp_path / "config").exists() and not (tmp_path / "home" / ".config").exists()
