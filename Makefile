@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean bundle test-bundle
+.PHONY: run test test-fast lint bench clean bundle test-bundle
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,13 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
+
+# The inner loop: every test except those marked slow (subprocesses: the console script, kills, strace, lint-imports,
+# two-process training). `make test` still runs everything.
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # Speed and memory measurements (not tests): docs/BENCHMARKS.md and docs/benchmarks/results.json. About ten
 # minutes on two cores; run it on a quiet machine. ARGS="--quick" for a smoke run, ARGS="--only forward,gui" for parts.

@@ -130,7 +130,7 @@ def _summary(r: dict) -> str:
     rows = [
         "## Targets (two CPU cores)",
         "",
-        f"The app picked **{chosen}** on this machine (`segmentation/backends.py`: ONNX Runtime when installed, "
+        f"The app picked **{chosen}** on the machine above (`segmentation/backends.py`: ONNX Runtime when installed, "
         "agreeing with PyTorch and faster; PyTorch channels-last otherwise).",
         "",
         "| what | target | measured | |",

@@ -278,7 +278,6 @@ def card_context(
         "interpolation": info.preprocessing.interpolation,
         "data_sources": data_sources_text(training),
         "planned_epochs": recipe.get("epochs"),
-        "epochs": training.get("epochs_run"),
         "best_epoch": training.get("best_epoch"),
         "batch_size": recipe.get("batch_size"),
         "learning_rate": recipe.get("learning_rate"),

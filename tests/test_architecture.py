@@ -53,6 +53,7 @@ def test_walk_finds_the_core_modules() -> None:
         assert expected in modules
 
 
+@pytest.mark.slow  # a subprocess
 def test_segmentation_and_trainer_never_import_qt() -> None:
     modules = [m for m in _modules(segmentation) + _modules(trainer) if not m.endswith(".__main__")]
     modules.append("trainer.__main__")  # guarded by `if __name__ == "__main__"`: importing it runs nothing
@@ -73,6 +74,7 @@ assert not any(m.startswith("PySide6") for m in sys.modules), "segment --help im
 """
 
 
+@pytest.mark.slow  # a subprocess
 def test_the_launcher_does_not_import_qt_for_the_headless_command() -> None:
     completed = subprocess.run(
         [sys.executable, "-c", LAUNCHER_PROBE], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
@@ -96,12 +98,14 @@ def _run_lint_imports(*args: str) -> tuple[int, str]:
     return completed.returncode, completed.stdout + completed.stderr
 
 
+@pytest.mark.slow  # a subprocess
 def test_import_linter_contracts_hold() -> None:
     status, output = _run_lint_imports()
     assert status == 0, output[-3000:]
     assert "0 broken" in output
 
 
+@pytest.mark.slow  # a subprocess
 def test_import_linter_contracts_hold_with_external_packages_included(tmp_path: Path) -> None:
     """The same contracts, checked today on a copy of the configuration that includes external packages."""
     config = (REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8")

@@ -137,6 +137,7 @@ def _run_console_script(*argv: str | os.PathLike, cwd: Path) -> tuple[int, str]:
 
 
 # ------------------------------------------------------------------------------------------------ mixed folder
+@pytest.mark.slow  # a subprocess
 @pytest.mark.parametrize("runner", ["in-process", "console-script"])
 def test_mixed_folder(runner: str, cli, tmp_path: Path, tiny_weights: Path, isic_sample_dir: Path, rgb_image) -> None:
     images, out = tmp_path / "images", tmp_path / "masks out"

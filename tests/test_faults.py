@@ -67,6 +67,7 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------------ SIGKILL
+@pytest.mark.slow  # a subprocess
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="SIGKILL is POSIX-only")
 def test_batch_killed_with_sigkill_then_resumed(tmp_path: Path, tiny_weights: Path, rgb_image) -> None:
     sources = images(tmp_path / "in", rgb_image, 40)
@@ -232,6 +233,7 @@ def _has_group(grp, name: str) -> bool:
     return True
 
 
+@pytest.mark.slow  # a subprocess
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
 def test_real_permissions_unreadable_file_and_folder_unwritable_output(tiny_weights: Path, rgb_image) -> None:
     """No mocks: a chmod 000 image, a chmod 000 folder and a 0555 output subfolder, with the CLI run by a process

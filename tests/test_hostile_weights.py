@@ -179,6 +179,7 @@ def test_a_good_file_still_loads_and_gives_finite_logits(good: Path) -> None:
         assert torch.isfinite(model(torch.zeros(1, 3, 48, 64))).all()
 
 
+@pytest.mark.slow  # a subprocess
 def test_cli_refuses_a_nan_model_with_exit_2_naming_the_file(good: Path, tmp_path: Path, rgb_image) -> None:
     from PIL import Image
 
@@ -223,6 +224,7 @@ def test_plain_text_leaves_one_printable_line() -> None:
     assert plain_text("x" * 500).endswith("…") and len(plain_text("x" * 500)) == 200
 
 
+@pytest.mark.slow  # a subprocess
 def test_cli_prints_a_hostile_model_name_as_one_plain_line(tmp_path: Path, rgb_image) -> None:
     from PIL import Image
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from isolation import ISOLATED_VARIABLES, Isolation, changes, snapshot
 
 from app.settings import app_data_dir
@@ -21,6 +22,7 @@ def test_every_test_runs_in_the_session_temporary_home(_isolated_home: Isolation
     assert Path.home() != _isolated_home.real_home
 
 
+@pytest.mark.slow  # a subprocess
 def test_subprocesses_inherit_the_temporary_home(_isolated_home: Isolation) -> None:
     code = "import pathlib, app.settings as s; print(pathlib.Path.home()); print(s.app_data_dir())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60).stdout

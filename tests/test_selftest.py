@@ -45,6 +45,7 @@ def test_bundled_model_matches_its_reference() -> None:
     assert result.device.startswith("CPU")
 
 
+@pytest.mark.slow  # a subprocess
 def test_console_script_passes_from_another_folder_without_qt(tmp_path: Path) -> None:
     probe = (
         "import sys; from app.launcher import main; status = main(['--self-test', '--device', 'cpu']); "

@@ -271,6 +271,7 @@ def test_onnx_export_matches_pytorch(data, tmp_path):
     np.testing.assert_allclose(onnx_logits, torch_logits, atol=1e-4)
 
 
+@pytest.mark.slow  # a subprocess
 def test_two_process_ddp_training_with_gloo(data, tmp_path):
     run_dir = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}

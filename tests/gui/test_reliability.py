@@ -248,6 +248,7 @@ EDITING_SESSION = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a subprocess
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="SIGKILL is POSIX-only")
 def test_app_killed_while_editing_restores_the_last_completed_stroke(
     make_window, image_folder: Path, tiny_weights: Path, lesionlens_home: Path, tmp_path: Path, qtbot
