@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The model issue's comparison arms (docs/training/ARMS.md): four fine-tuning arms from the v1 weights, 40k
+# The model issue's comparison arms (docs/training/ARMS.md): five fine-tuning arms from the v1 weights, 40k
 # image-steps each (2,500 steps of 16), one-cycle to 3e-4, the same seed; two at a time, one thread each. Then one
 # table: ISIC 2017 validation and HAM10000 hold-out Dice with paired bootstrap intervals against arm A.
 # Resumable: rerun the script; a finished arm is skipped, an interrupted one continues from its last checkpoint.
@@ -17,6 +17,7 @@ declare -A ARMS=(
   [arm-b-isic-strong]=""
   [arm-c-mix50-strong]="--source $HAM,0.5"
   [arm-d-mixcount-strong]="--source $HAM"
+  [arm-e-mix50-negatives]="--source $HAM,0.5 --source plain_skin=data/plain_skin/images,data/plain_skin/masks,0.1"
 )
 arm() {  # NAME: train (or resume) one arm in the background, one thread, logging to runs/NAME.log
   local name=$1 dir=runs/$1
@@ -29,10 +30,15 @@ arm() {  # NAME: train (or resume) one arm in the background, one thread, loggin
   fi
 }
 mkdir -p runs
-for pair in "arm-a-isic-paper arm-b-isic-strong" "arm-c-mix50-strong arm-d-mixcount-strong"; do
+# Arm E's negatives: plain-skin crops of the training images with empty masks (hold-out images never cut).
+[ -d data/plain_skin/images ] || $PY -m trainer plain-skin --out data/plain_skin \
+  --from "$S/isic2017/ISIC-2017_Training_Data" "$S/isic2017/ISIC-2017_Training_Part1_GroundTruth" \
+  --from "$S/ham10000/images" "$S/ham10000/masks"
+for pair in "arm-a-isic-paper arm-b-isic-strong" "arm-c-mix50-strong arm-d-mixcount-strong" "arm-e-mix50-negatives"; do
   for name in $pair; do arm "$name"; done
   wait
 done
 $PY -m trainer arms runs/arm-a-isic-paper runs/arm-b-isic-strong runs/arm-c-mix50-strong runs/arm-d-mixcount-strong \
+  runs/arm-e-mix50-negatives \
   --isic "$S/isic2017" --ham "$S/ham10000" --json docs/training/arms.json --markdown docs/training/arms.md \
   --hardware "$(lscpu | sed -n 's/^Model name: *//p'), 2 cores"

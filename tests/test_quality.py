@@ -23,7 +23,7 @@ from segmentation.imageio import read_image, read_mask
 from segmentation.inference import Predictor
 from segmentation.resources import bundled_weights_path, samples_dir
 from segmentation.weights import METADATA_KEY, WeightsError, read_model_info, rewrite_metadata
-from trainer.quality import plain_skin_crop
+from trainer.plain_skin import plain_skin_crop
 
 VALIDATION = ("ISIC-2017_Validation_Data", "ISIC-2017_Validation_Part1_GroundTruth")
 IMAGES = 8  # the first validation images by name: a fixed, real set

@@ -58,9 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true")
     _add_config_options(train)
 
-    from trainer import ablation, arms, compare, evaluate, export, gpu, quality_command
+    from trainer import ablation, arms, compare, evaluate, export, gpu, plain_skin, quality_command
 
-    for module in (evaluate, export, ablation, compare, arms, gpu, quality_command):
+    for module in (evaluate, export, ablation, compare, arms, gpu, quality_command, plain_skin):
         module.add_parser(commands)
     return parser
 

@@ -26,7 +26,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-import cv2
 import numpy as np
 from scipy.stats import rankdata
 
@@ -36,6 +35,7 @@ from segmentation.lesion import binarise
 from segmentation.metrics import ConfusionCounts, scores
 from segmentation.quality import FEATURE_DESCRIPTIONS, QualityEstimator, quality_features, transform_feature
 from segmentation.weights import read_model_info, rewrite_metadata
+from trainer.plain_skin import CROP_MARGIN, CROP_MIN_HEIGHT, plain_skin_crop
 from trainer.splits import HAM10000_HOLDOUT, HoldoutSplit, read_lesion_ids
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,32 +47,11 @@ REVIEW_DICE = 0.8  # AUROC of the estimate for "Dice below this"
 FAILED_DICE = 0.7  # the flag should catch the images whose Dice is below this...
 FLAG_BUDGET = 0.15  # ...flagging at most this share of the hold-out (the target allows 0.20; some room for a retrain)
 NO_LESION_MARGIN = 0.9  # no-lesion limits sit at this fraction of the lowest value any real lesion image had
-CROP_MARGIN = 8  # pixels kept clear of the expert's lesion around a plain-skin crop
-CROP_MIN_HEIGHT = 40
 CALIBRATION_BINS = (0.0, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0001)
 BOOTSTRAP = 1000
 
 
 # -- data ------------------------------------------------------------------------------------------------------------
-def plain_skin_crop(image: np.ndarray, truth: np.ndarray, aspect: float = 1.25) -> np.ndarray | None:
-    """The largest ``aspect`` (width/height) rectangle of skin clear of the expert's lesion (and of the dark
-    vignette of a dermatoscope) by ``CROP_MARGIN`` pixels; None when it would be under ``CROP_MIN_HEIGHT``."""
-    size = 2 * CROP_MARGIN + 1
-    clear = ~cv2.dilate(truth.astype(np.uint8), np.ones((size, size), np.uint8)).astype(bool)
-    clear &= cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) > 50
-    integral = cv2.integral((~clear).astype(np.uint8))
-    height, width = clear.shape
-    for h in range(height, CROP_MIN_HEIGHT - 1, -2):
-        w = round(h * aspect)
-        if w > width:
-            continue
-        blocked = integral[h:, w:] - integral[:-h, w:] - integral[h:, :-w] + integral[:-h, :-w]
-        ys, xs = np.nonzero(blocked == 0)
-        if len(ys):
-            return image[ys[0] : ys[0] + h, xs[0] : xs[0] + w].copy()
-    return None
-
-
 def dataset_items(ham: Path, isic_validation: tuple[Path, Path]) -> list[tuple[str, str, Path, Path]]:
     """(set, image id, image, expert mask) for the HAM hold-out and the ISIC 2017 validation set."""
     items = [
