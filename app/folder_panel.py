@@ -91,7 +91,8 @@ class FolderPanel(QDockWidget):
         self.list.currentItemChanged.connect(self._activated)  # click or arrow keys, like labelme
         states.listChanged.connect(self._rebuild)
         states.stateChanged.connect(self._state_changed)
-        self._rebuild()
+        if states.paths():
+            self._rebuild()
 
     # -- contents ------------------------------------------------------------------------------------------------
     def _rebuild(self) -> None:
