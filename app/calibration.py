@@ -8,8 +8,6 @@ value and where it came from, and one click clears it. Profiles are applied only
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -24,12 +22,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.calibration_profiles import ProfileStore
-from app.canvas import Tool
+from app.document import LesionDocument
+from app.tools import Tool
 from segmentation.calibration import MAX_MM_PER_PIXEL, Calibration
 from segmentation.imageio import OutputWriteError
-
-if TYPE_CHECKING:
-    from app.main_window import MainWindow
 
 NOT_CALIBRATED = "Not calibrated: measurements in pixels."
 
@@ -169,19 +165,29 @@ class CalibrationBox(QGroupBox):
 
 
 class CalibrationController(QObject):
-    """Keeps the document, the calibration box, the profiles and the calibrate tool in step.
+    """Keeps the document, the calibration box and the profiles in step.
 
     The calibration lives in the document, which forgets it when another image opens; the image's autosave keeps it
-    with that image's edits. Nothing is written to the preferences.
+    with that image's edits. Nothing is written to the preferences. The controller knows the document, its box and
+    the profile store; it asks for the calibrate tool (``toolRequested``) and reports (``message``, ``failed``) by
+    signals. The window feeds it the lines drawn on the canvas (:meth:`line_drawn`).
     """
 
-    def __init__(self, window: MainWindow, profiles: ProfileStore | None = None) -> None:
-        super().__init__(window)
-        self.window = window
+    toolRequested = Signal(object)  # Tool: the calibrate tool to measure a line, navigate again once it is drawn
+    message = Signal(str)  # for the status bar
+    failed = Signal(str)  # a problem the clinician must see
+
+    def __init__(
+        self,
+        document: LesionDocument,
+        box: CalibrationBox,
+        profiles: ProfileStore | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.document, self.box = document, box
         self.profiles = profiles or ProfileStore()
-        box = window.calibration_box
-        window.document.calibrationChanged.connect(self._changed)
-        window.canvas.calibrationLineDrawn.connect(self._line_drawn)
+        document.calibrationChanged.connect(lambda: box.set_calibration(document.calibration))
         box.calibrationEntered.connect(lambda value: self.set(None if value is None else Calibration(value, "typed")))
         box.measureRequested.connect(self.measure)
         box.clearRequested.connect(lambda: self.set(None))
@@ -191,54 +197,47 @@ class CalibrationController(QObject):
 
     def set(self, calibration: Calibration | None) -> None:
         """Use ``calibration`` for the open image only (None: back to pixels)."""
-        self.window.document.set_calibration(calibration)
+        self.document.set_calibration(calibration)
 
     def enter(self) -> None:
-        value = ask_mm_per_pixel(self.window, self.window.document.mm_per_pixel)
+        value = ask_mm_per_pixel(self.box.window(), self.document.mm_per_pixel)
         if value is not None:
             self.set(Calibration(value, "typed"))
 
     def measure(self) -> None:
-        self.window.set_tool(Tool.CALIBRATE)
+        self.toolRequested.emit(Tool.CALIBRATE)
 
     def apply_profile(self, name: str) -> bool:
         """Apply the saved profile ``name`` to the open image (the clinician asked for it); False if unknown."""
         value = self.profiles.load().get(name)
-        if value is None or self.window.document.image is None:
-            self.window.status.say(f"No profile named {name}." if value is None else "Open an image first.")
+        if value is None or self.document.image is None:
+            self.message.emit(f"No profile named {name}." if value is None else "Open an image first.")
             return False
         self.set(Calibration(value, "profile", name))
-        self.window.status.say(f"Profile {name} applied to this image: {value:.5g} mm per pixel.")
+        self.message.emit(f"Profile {name} applied to this image: {value:.5g} mm per pixel.")
         return True
 
     def save_profile(self, name: str | None = None) -> str | None:
         """Save the open image's calibration as a named profile (asks for the name when none is given)."""
-        calibration = self.window.document.calibration
+        calibration = self.document.calibration
         if calibration is None:
             return None
-        name = name or ask_profile_name(self.window, calibration.mm_per_pixel)
+        name = name or ask_profile_name(self.box.window(), calibration.mm_per_pixel)
         if name is None:
             return None
         try:
             name = self.profiles.save(name, calibration.mm_per_pixel)
         except (ValueError, OutputWriteError) as error:
-            self.window.show_error(f"Could not save the profile: {error}")
+            self.failed.emit(f"Could not save the profile: {error}")
             return None
-        self.window.calibration_box.set_profiles(self.profiles.load())
-        self.window.status.say(f"Saved profile {name} ({calibration.mm_per_pixel:.5g} mm per pixel).")
+        self.box.set_profiles(self.profiles.load())
+        self.message.emit(f"Saved profile {name} ({calibration.mm_per_pixel:.5g} mm per pixel).")
         return name
 
-    def _line_drawn(self, length_px: float) -> None:
-        length_mm = ask_line_length(self.window, length_px)
+    def line_drawn(self, length_px: float) -> None:
+        """A line of ``length_px`` image pixels was drawn with the calibrate tool: ask its length in mm."""
+        length_mm = ask_line_length(self.box.window(), length_px)
         if length_mm is not None:
             self.set(Calibration(mm_per_pixel_from_line(length_mm, length_px), "measured"))
-            self.window.status.say(f"Calibrated this image: {self.window.document.mm_per_pixel:.5g} mm per pixel.")
-        self.window.set_tool(Tool.NAVIGATE)
-
-    def _changed(self) -> None:
-        window = self.window
-        window.calibration_box.set_calibration(window.document.calibration)
-        window.measurements_panel.set_regions(window.document.regions)
-        window.measurements_panel.set_calibration(window.document.calibration)
-        window.schedule_analysis()
-        window.autosave.schedule()
+            self.message.emit(f"Calibrated this image: {self.document.mm_per_pixel:.5g} mm per pixel.")
+        self.toolRequested.emit(Tool.NAVIGATE)

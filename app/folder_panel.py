@@ -1,10 +1,10 @@
 """The folder dock: every image of the open folder with a thumbnail, its state and its estimated Dice.
 
 States tell the clinician where they are in a folder of 200 photos: not segmented yet, AI mask (unchecked model
-output), edited, exported. The estimated Dice and the "needs review" flag say which results to look at first;
-"Review first" orders the list by them (flagged first, lowest estimate first), and PgDown/PgUp then step through
-it in that order. Thumbnails load lazily (only rows that are scrolled into view) on a background thread, so a
-folder of thousands opens at once.
+output), edited, exported; they live in :class:`app.folder_states.FolderStates`, and this dock draws them. The
+estimated Dice and the "needs review" flag say which results to look at first; "Review first" orders the list by
+them (flagged first, lowest estimate first), and PgDown/PgUp then step through it in that order. Thumbnails load
+lazily (only rows that are scrolled into view) on a background thread, so a folder of thousands opens at once.
 """
 
 from __future__ import annotations
@@ -24,14 +24,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.folder_states import CANNOT_OPEN, EDITED, EXPORTED, FolderStates
 from app.workers import TaskRunner, new_pool, thumbnail_task
 from segmentation.batch import is_output_name
 from segmentation.imageio import is_image_path, is_unsupported_image_path
 from segmentation.quality import QualityAssessment
 
-NOT_SEGMENTED, AI_MASK, EDITED, EXPORTED = "not segmented", "AI mask", "edited", "exported"
-CANNOT_OPEN = "cannot open"
-STATES = (NOT_SEGMENTED, AI_MASK, EDITED, EXPORTED, CANNOT_OPEN)
 THUMBNAIL = 56
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
@@ -51,12 +49,14 @@ def images_in(folder: Path) -> list[Path]:
 
 
 class FolderPanel(QDockWidget):
-    """Dock list of images; emits ``imageActivated(path)`` when the user picks one."""
+    """Dock list of the images in ``states``, drawn as they change; emits ``imageActivated(path)`` when the user
+    picks one."""
 
     imageActivated = Signal(Path)
 
-    def __init__(self, parent: QWidget | None = None, pool: QThreadPool | None = None) -> None:
+    def __init__(self, states: FolderStates, parent: QWidget | None = None, pool: QThreadPool | None = None) -> None:
         super().__init__("Images", parent)
+        self.states = states
         self.setObjectName("folder_dock")
         self.list = QListWidget(self)
         self.list.setIconSize(QSize(THUMBNAIL, THUMBNAIL))
@@ -81,9 +81,6 @@ class FolderPanel(QDockWidget):
         layout.addWidget(self.list)
         self.setWidget(box)
         self._items: dict[Path, QListWidgetItem] = {}
-        self._states: dict[Path, str] = {}
-        self._flags: dict[Path, QualityAssessment | None] = {}
-        self._names: list[Path] = []  # the folder's own (name) order
         self._thumbnailed: set[Path] = set()
         self._placeholder = _placeholder_icon()
         self.thumbnails = TaskRunner("load previews", pool or new_pool(1, self), self)
@@ -92,24 +89,25 @@ class FolderPanel(QDockWidget):
         self._lazy.timeout.connect(self._load_visible_thumbnails)
         self.list.verticalScrollBar().valueChanged.connect(self._lazy.start)
         self.list.currentItemChanged.connect(self._activated)  # click or arrow keys, like labelme
+        states.listChanged.connect(self._rebuild)
+        states.stateChanged.connect(self._state_changed)
+        if states.paths():
+            self._rebuild()
 
     # -- contents ------------------------------------------------------------------------------------------------
-    def set_paths(self, paths: list[Path], states: dict[Path, str] | None = None) -> None:
-        """Show ``paths`` (in order) with their known states; thumbnails follow as rows come into view."""
+    def _rebuild(self) -> None:
+        """Show the model's list (in order); thumbnails follow as rows come into view."""
         self.thumbnails.cancel()
         self.list.blockSignals(True)
         self.list.clear()
         self.list.blockSignals(False)
-        self._items, self._states, self._flags, self._thumbnailed = {}, {}, {}, set()
-        self._names = list(paths)
-        for path in paths:
+        self._items, self._thumbnailed = {}, set()
+        for path in self.states.paths():
             item = QListWidgetItem(self._placeholder, path.name)
             item.setData(PATH_ROLE, str(path))
             item.setToolTip(str(path))
             self.list.addItem(item)
             self._items[path] = item
-            self._states[path] = (states or {}).get(path, NOT_SEGMENTED)
-            self._flags[path] = None
             self._refresh(path)
         self._update_summary()
         self._apply_order()
@@ -121,42 +119,37 @@ class FolderPanel(QDockWidget):
 
     def ordered_paths(self) -> list[Path]:
         """The order the list should show: by name, or with "Review first" flagged and low estimates first."""
+        names = self.states.paths()
         if not self.review_first.isChecked():
-            return list(self._names)
-        rank = {path: index for index, path in enumerate(self._names)}
+            return names
+        rank = {path: index for index, path in enumerate(names)}
 
         def key(path: Path) -> tuple:
-            quality = self._flags.get(path)
+            quality = self.states.flags(path)
             return ((True, True, 3.0) if quality is None else quality.review_key(), rank[path])
 
-        return sorted(self._names, key=key)
+        return sorted(names, key=key)
 
     def set_review_first(self, on: bool) -> None:
         self.review_first.setChecked(on)
 
     def state(self, path: Path) -> str | None:
-        return self._states.get(Path(path))
+        """The state the row shows (the model's)."""
+        return self.states.state(path)
 
     def flags(self, path: Path) -> QualityAssessment | None:
-        return self._flags.get(Path(path))
+        """The confidence flags the row shows (the model's)."""
+        return self.states.flags(path)
 
     def item_text(self, path: Path) -> str:
         return self._items[Path(path)].text()
 
-    def set_state(
-        self, path: Path | None, state: str | None = None, flags: QualityAssessment | bool | None = False
-    ) -> None:
-        """Update one row; ``flags`` (the quality assessment) False keeps what it had. Unknown paths (a file opened
-        alone) are ignored. With "Review first" on, the row moves to its place in that order."""
-        if path is None or Path(path) not in self._items:
+    def _state_changed(self, path: Path) -> None:
+        """Redraw one row; with "Review first" on, the row moves to its place in that order."""
+        if path not in self._items:
             return
-        path = Path(path)
-        if state is not None:
-            self._states[path] = state
-        if flags is not False:
-            self._flags[path] = flags  # type: ignore[assignment]
-            if self.review_first.isChecked():
-                self._apply_order()
+        if self.review_first.isChecked():
+            self._apply_order()
         self._refresh(path)
         self._update_summary()
 
@@ -194,7 +187,7 @@ class FolderPanel(QDockWidget):
 
     # -- drawing -------------------------------------------------------------------------------------------------
     def _refresh(self, path: Path) -> None:
-        item, state, flags = self._items[path], self._states[path], self._flags[path]
+        item, state, flags = self._items[path], self.states.state(path), self.states.flags(path)
         lines = [path.name, state, ""]  # three lines on every row: the list's rows have one height
         if flags is not None:
             if flags.estimate_text():
@@ -207,11 +200,10 @@ class FolderPanel(QDockWidget):
         item.setToolTip(f"{path}\nState: {state}{check}")
 
     def _update_summary(self) -> None:
-        counts = {state: 0 for state in STATES}
-        for state in self._states.values():
-            counts[state] = counts.get(state, 0) + 1
-        flagged = sum(1 for flags in self._flags.values() if flags is not None and flags.needs_review)
-        estimated = sum(1 for flags in self._flags.values() if flags is not None)
+        counts = self.states.counts()
+        all_flags = [self.states.flags(path) for path in self._items]
+        flagged = sum(1 for flags in all_flags if flags is not None and flags.needs_review)
+        estimated = sum(1 for flags in all_flags if flags is not None)
         parts = [f"{len(self._items)} images", f"{counts[EDITED]} edited", f"{counts[EXPORTED]} exported"]
         parts.append(f"{estimated} estimated, {flagged} need review")
         self.summary.setText(" · ".join(parts))

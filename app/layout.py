@@ -1,22 +1,21 @@
 """Where everything sits in the main window: banners over the canvas, docks, toolbars and menus.
 
-Kept apart from the window's behaviour so each stays readable; these functions only create and place widgets.
+Kept apart from the window's behaviour so each stays readable; these functions only create and place widgets and
+hand them back (:class:`WindowParts`): they set nothing on the window but its Qt layout.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import QDockWidget, QScrollArea, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QScrollArea, QToolBar, QVBoxLayout, QWidget
 
 from app.assist import AssistPanel
 from app.calibration import CalibrationBox
 from app.panels import Banner, MeasurementsPanel, OverlayPanel
 from app.status import StatusBar
-
-if TYPE_CHECKING:
-    from app.main_window import MainWindow
 
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&File", ("open", "open_folder", "-", "export", "export_to", "export_next", "batch", "-", "choose_weights", "-",
@@ -55,32 +54,46 @@ def first_window_size(available: QSize, preferred: QSize = PREFERRED_WINDOW) -> 
     )
 
 
-def build_layout(window: MainWindow) -> None:
+@dataclass(frozen=True)
+class WindowParts:
+    """The widgets :func:`build_layout` made and placed; the window keeps the ones it talks to."""
+
+    status: StatusBar
+    weights_banner: Banner  # no usable model: says why, offers another file
+    message_banner: Banner  # the last problem the clinician must see
+    restore_banner: Banner  # per image, until dismissed: edits came back from the autosave
+    flags_banner: Banner  # the confidence flags of the shown result
+    overlay_panel: OverlayPanel
+    calibration_box: CalibrationBox
+    measurements_panel: MeasurementsPanel
+    assist_panel: AssistPanel
+    lesion_dock: QDockWidget
+
+
+def build_layout(window: QMainWindow, canvas: QWidget, folder_panel: QDockWidget) -> WindowParts:
     """Status bar, the banners above the canvas, the lesion panel on the right, the image list on the left."""
-    window.status = StatusBar(window)
-    window.setStatusBar(window.status)
-    window.weights_banner = Banner(window, button_text="Choose weights…")
-    window.message_banner = Banner(window, button_text="Dismiss")
-    window.message_banner.button.clicked.connect(window.message_banner.hide)
-    window.restore_banner = Banner(window, button_text="Dismiss")  # per image, until dismissed
-    window.flags_banner = Banner(window)
+    status = StatusBar(window)
+    window.setStatusBar(status)
+    weights_banner = Banner(window, button_text="Choose weights…")
+    message_banner = Banner(window, button_text="Dismiss")
+    message_banner.button.clicked.connect(message_banner.hide)
+    restore_banner = Banner(window, button_text="Dismiss")
+    flags_banner = Banner(window)
     central = QWidget(window)
     layout = QVBoxLayout(central)
     layout.setContentsMargins(0, 0, 0, 0)
     layout.setSpacing(0)
-    for widget in (window.weights_banner, window.message_banner, window.restore_banner, window.flags_banner):
+    for widget in (weights_banner, message_banner, restore_banner, flags_banner):
         layout.addWidget(widget)
-    layout.addWidget(window.canvas, 1)
+    layout.addWidget(canvas, 1)
     window.setCentralWidget(central)
 
-    window.overlay_panel = OverlayPanel()
-    window.calibration_box = CalibrationBox()
-    window.measurements_panel = MeasurementsPanel()
-    window.assist_panel = AssistPanel()
-    window.assist_panel.hide()  # shown while the Assist or Box tool is active
+    overlay_panel, calibration_box = OverlayPanel(), CalibrationBox()
+    measurements_panel, assist_panel = MeasurementsPanel(), AssistPanel()
+    assist_panel.hide()  # shown while the Assist or Box tool is active
     panel = QWidget()
     column = QVBoxLayout(panel)
-    for widget in (window.overlay_panel, window.assist_panel, window.calibration_box, window.measurements_panel):
+    for widget in (overlay_panel, assist_panel, calibration_box, measurements_panel):
         column.addWidget(widget)
     column.addStretch(1)
     scroll = QScrollArea()
@@ -92,22 +105,25 @@ def build_layout(window: MainWindow) -> None:
     dock.setWidget(scroll)
     dock.setMinimumWidth(panel.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 12)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-    window.lesion_dock = dock
-    window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, window.folder_panel)
-    window.folder_panel.hide()  # shown when a folder (or several files) is opened
+    window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, folder_panel)
+    folder_panel.hide()  # shown when a folder (or several files) is opened
+    return WindowParts(
+        status, weights_banner, message_banner, restore_banner, flags_banner, overlay_panel, calibration_box,
+        measurements_panel, assist_panel, dock,
+    )  # fmt: skip
 
 
-def build_menus(window: MainWindow) -> None:
-    """Menus and the main toolbar, from the actions the window made (all through app.actions.new_action)."""
-    actions = window.named_actions
+def build_menus(window: QMainWindow, actions: dict[str, QAction], docks: tuple[QDockWidget, ...]) -> QToolBar:
+    """Menus and the main toolbar, from the actions the window made (all through app.actions.new_action); the View
+    menu also shows and hides ``docks``. Returns the toolbar."""
     for title, names in MENUS:
         menu = window.menuBar().addMenu(title)
         for name in names:
             menu.addSeparator() if name == "-" else menu.addAction(actions[name])
         if title == "&View":
             menu.addSeparator()
-            menu.addAction(window.folder_panel.toggleViewAction())
-            menu.addAction(window.lesion_dock.toggleViewAction())
+            for dock in docks:
+                menu.addAction(dock.toggleViewAction())
     toolbar = QToolBar("Tools", window)
     toolbar.setObjectName("main_toolbar")
     toolbar.setIconSize(QSize(18, 18))
@@ -119,4 +135,4 @@ def build_menus(window: MainWindow) -> None:
         actions[name].setIconText(SHORT_LABELS.get(name, actions[name].iconText()))  # menus keep the long text
         toolbar.addAction(actions[name])
     window.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
-    window.toolbar = toolbar
+    return toolbar

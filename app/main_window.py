@@ -23,11 +23,12 @@ from app.actions import ShortcutsDialog, is_shortcut, new_action, shortcut_text
 from app.assist import AssistController
 from app.batch_dialog import BatchDialog
 from app.calibration import CalibrationController
-from app.canvas import LesionCanvas, Tool
+from app.canvas import LesionCanvas
 from app.document import LesionDocument
 from app.editing import CleanupController
 from app.exporting import ExportController
-from app.folder_panel import AI_MASK, CANNOT_OPEN, EDITED, EXPORTED, NOT_SEGMENTED, FolderPanel, images_in
+from app.folder_panel import FolderPanel, images_in
+from app.folder_states import EDITED, EXPORTED, NOT_SEGMENTED, FolderStates
 from app.layout import build_layout, build_menus, first_window_size
 from app.model_state import ModelController
 from app.panels import colour_to_hex, flags_kind, flags_text, hex_to_colour
@@ -35,6 +36,7 @@ from app.persistence import AutosaveController, saved_time, window_settings
 from app.preferences import PreferencesDialog
 from app.settings import MAX_EXPORT_FOLDERS, MAX_EXPORTED_INTO, Settings, app_data_dir, load_settings, save_settings
 from app.startup import install_excepthook, parse_args, setup_logging
+from app.tools import TOOL_BEHAVIOURS, Tool
 from app.workers import TaskRunner, analyse_task, folder_quality_task, load_image_task, new_pool, segment_task
 from segmentation.autosave import SavedState
 from segmentation.export import OverlayStyle, exported_images
@@ -51,7 +53,6 @@ DROP_EVENTS = (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop)
 TOOLS = {"tool_navigate": Tool.NAVIGATE, "tool_brush": Tool.BRUSH, "tool_eraser": Tool.ERASER,
          "tool_vertices": Tool.VERTICES, "tool_assist": Tool.ASSIST, "tool_box": Tool.BOX,
          "tool_calibrate": Tool.CALIBRATE}  # fmt: skip
-ASSIST_TOOLS = (Tool.ASSIST, Tool.BOX)
 
 
 class MainWindow(QMainWindow):
@@ -82,7 +83,8 @@ class MainWindow(QMainWindow):
         self.exporter = ExportController(self.document, self.pools["io"], self)
         self.cleanup = CleanupController(self.document, self.pools["analysis"], self)
         self.assist = AssistController(self.document, lambda: self.predictor, self.pools["model"], self)
-        self.folder_panel = FolderPanel(self)
+        self.folder_states = FolderStates(self.document, self)  # the open folder's states, fed by the document
+        self.folder_panel = FolderPanel(self.folder_states, self)
         self.batch_dialog: BatchDialog | None = None
         self.last_error = ""
         self._pending_segment = False
@@ -96,11 +98,16 @@ class MainWindow(QMainWindow):
         self._settings_timer = QTimer(self, singleShot=True, interval=1000)
         self._settings_timer.timeout.connect(self.save_settings)
         self.named_actions: dict[str, QAction] = {}
-        build_layout(self)  # panels, banners, docks, status bar
-        self.model = ModelController(self)
-        self.calibration = CalibrationController(self)
+        ui = build_layout(self, self.canvas, self.folder_panel)  # panels, banners, docks, status bar
+        self.status, self.lesion_dock = ui.status, ui.lesion_dock
+        self.weights_banner, self.message_banner = ui.weights_banner, ui.message_banner
+        self.restore_banner, self.flags_banner = ui.restore_banner, ui.flags_banner
+        self.overlay_panel, self.calibration_box = ui.overlay_panel, ui.calibration_box
+        self.measurements_panel, self.assist_panel = ui.measurements_panel, ui.assist_panel
+        self.model = ModelController(self.settings, self.pools["io"], self.status, self.weights_banner, self)
+        self.calibration = CalibrationController(self.document, self.calibration_box, parent=self)
         self._create_actions()
-        build_menus(self)
+        self.toolbar = build_menus(self, self.named_actions, (self.folder_panel, self.lesion_dock))
         self._connect()
         self._apply_settings()
         self.setWindowTitle("LesionLens")
@@ -159,6 +166,12 @@ class MainWindow(QMainWindow):
         canvas.brushRadiusChanged.connect(lambda r: self.remember(brush_screen_radius=r))
         canvas.assistClicked.connect(self.assist.click)
         canvas.boxDrawn.connect(self.assist.resegment)
+        canvas.calibrationLineDrawn.connect(self.calibration.line_drawn)
+        doc.calibrationChanged.connect(self._calibration_changed)
+        self.calibration.toolRequested.connect(self.set_tool)
+        self.calibration.message.connect(self.status.say)
+        self.calibration.failed.connect(self.show_error)
+        self.model.weightsChosen.connect(self._weights_chosen)
         self.assist.done.connect(self.status.say)
         self.assist_panel.settingsChanged.connect(self._assist_settings_changed)
         QApplication.instance().installEventFilter(self)  # keys, whichever widget has the focus
@@ -217,6 +230,10 @@ class MainWindow(QMainWindow):
         self.model.load(weights, device)
         self._update_actions()
 
+    def _weights_chosen(self, path: Path) -> None:
+        self.remember(weights=str(path))
+        self.load_model(path)
+
     def _model_ready(self, ok: bool) -> None:
         if ok:
             self.autosave.model_sha256 = self.predictor.weights_sha256
@@ -225,9 +242,7 @@ class MainWindow(QMainWindow):
         if ok and self.document.image is not None and self._pending_segment:
             self.segment()
         if ok and self.folder_panel.paths():  # a new model: its own estimates for the whole folder
-            for path in self.folder_panel.paths():
-                if path != self.document.path and self.folder_panel.state(path) in (NOT_SEGMENTED, AI_MASK):
-                    self.folder_panel.set_state(path, None, None)
+            self.folder_states.forget_estimates()
             self.segment_folder(self.folder_panel.paths(), first=self.document.path)
 
     # -- opening ---------------------------------------------------------------------------------------------------
@@ -251,11 +266,11 @@ class MainWindow(QMainWindow):
                 self.document.forget_histories()  # undo histories are kept while their folder is open
             folders = self.settings.exported_into  # every folder this user exported into
             exported = {image for folder in folders for image in exported_images(folder)}
-            self.folder_panel.set_paths(images, {p: self._initial_state(p, exported) for p in images})
+            self.folder_states.set_paths(images, {p: self._initial_state(p, exported) for p in images})
             self.folder_panel.show()
             self.segment_folder(images, first=images[0])
         elif images[0] not in listed:  # one file from elsewhere: the list would be misleading
-            self.folder_panel.set_paths([])
+            self.folder_states.set_paths([])
             self.folder_panel.hide()
             self.segment_folder([])
         self.open_image(images[0])
@@ -279,9 +294,8 @@ class MainWindow(QMainWindow):
         self.flags_banner.hide()
         self.document.open_image(path, image)
         self.document.set_threshold(self.settings.threshold)  # the next image starts from the remembered one
-        exported = self.folder_panel.state(path) == EXPORTED
-        restored = self.autosave.restore()
-        self.folder_panel.set_state(path, EXPORTED) if exported else None  # restoring is not a new edit
+        with self.folder_states.restoring():  # restoring is not a new edit: an exported image stays exported
+            restored = self.autosave.restore()
         self.overlay_panel.set_threshold(self.document.threshold)
         self._show_restore_banner(path, restored)
         batch_mask = self._batch_mask if self._batch_mask is not None and self._batch_mask[0] == path else None
@@ -329,8 +343,7 @@ class MainWindow(QMainWindow):
             return False
         doc.load_mask(mask, source)
         self.overlay_panel.set_threshold(doc.threshold)
-        if self.folder_panel.state(image) in (NOT_SEGMENTED, CANNOT_OPEN):
-            self.folder_panel.set_state(image, AI_MASK)
+        self.folder_states.mask_shown(image)
         model = source.get("model") or "an unrecorded model"
         self.status.say(f"Showing the batch's mask {mask_path.name} (by {model}); Segment again runs the model.", 0)
         return True
@@ -356,7 +369,7 @@ class MainWindow(QMainWindow):
         path, self._opening = self._opening, None
         self._failed = path
         self.show_error(f"Cannot open the image. {message}")
-        self.folder_panel.set_state(path, CANNOT_OPEN)
+        self.folder_states.cannot_open(path)
         if self.document.path is not None:
             self.folder_panel.select(self.document.path)
 
@@ -407,9 +420,7 @@ class MainWindow(QMainWindow):
         path, segmentation = result  # type: ignore[misc]
         if path != self.document.path or self.document.image is None:
             return  # the user moved on
-        self.document.set_segmentation(segmentation)
-        if self.folder_panel.state(path) in (NOT_SEGMENTED, CANNOT_OPEN):  # keep "edited" / "exported"
-            self.folder_panel.set_state(path, EDITED if self.document.edited else AI_MASK)
+        self.document.set_segmentation(segmentation)  # the folder list follows (app.folder_states)
         self._update_actions()
         self.segmented.emit(path)
 
@@ -427,15 +438,13 @@ class MainWindow(QMainWindow):
             return  # the model's arrival starts it again
         while self._folder_queue:
             path = self._folder_queue.pop(0)
-            unchecked = self.folder_panel.state(path) in (NOT_SEGMENTED, AI_MASK)  # never the clinician's edits
-            if self.folder_panel.flags(path) is None and unchecked and path != self.document.path:
+            if self.folder_states.needs_estimate(path):  # never the clinician's edits
                 self.folder_segmenter.start(folder_quality_task, self.predictor, path, self.document.threshold)
                 return
 
     def _folder_image_done(self, result: object) -> None:
         path, quality = result  # type: ignore[misc]
-        if path != self.document.path and self.folder_panel.state(path) in (NOT_SEGMENTED, AI_MASK):
-            self.folder_panel.set_state(path, AI_MASK, quality)
+        self.folder_states.estimated(path, quality)
         QTimer.singleShot(0, self._segment_next_in_folder)
 
     def _folder_image_failed(self, message: str) -> None:
@@ -447,10 +456,14 @@ class MainWindow(QMainWindow):
         doc = self.document
         self.schedule_analysis()
         self.autosave.schedule()
-        self.setWindowModified(doc.edited)
-        if doc.edited and self.folder_panel.state(doc.path) != EDITED:
-            self.folder_panel.set_state(doc.path, EDITED)
+        self.setWindowModified(doc.edited)  # the folder list follows by itself (app.folder_states)
         self._update_actions()
+
+    def _calibration_changed(self) -> None:
+        self.measurements_panel.set_regions(self.document.regions)
+        self.measurements_panel.set_calibration(self.document.calibration)
+        self.schedule_analysis()
+        self.autosave.schedule()
 
     def schedule_analysis(self) -> None:
         """Measure and flag the mask 150 ms after the last change, so a burst of changes is measured once; the
@@ -476,7 +489,7 @@ class MainWindow(QMainWindow):
         self.measurements_panel.show_quality(flags)
         text = flags_text(flags)
         self.flags_banner.show_message(text, flags_kind(flags)) if text else self.flags_banner.hide()
-        self.folder_panel.set_state(path, None, flags)
+        self.folder_states.set_state(path, None, flags)
         self.analysed.emit()
 
     def _measured(self, result: object) -> None:
@@ -528,13 +541,10 @@ class MainWindow(QMainWindow):
     def set_tool(self, tool: Tool) -> None:
         self.canvas.set_tool(tool)
         self.named_actions[next(name for name, t in TOOLS.items() if t is tool)].setChecked(True)
-        self.assist_panel.setVisible(tool in ASSIST_TOOLS)
-        if tool is Tool.CALIBRATE:
-            self.status.say("Draw a line along something of known length (a ruler in the photo).")
-        elif tool is Tool.ASSIST:
-            self.status.say("Click adds what the model almost found; Shift+click (or right click) removes.")
-        elif tool is Tool.BOX:
-            self.status.say("Drag a box around the lesion: the model segments that crop again.")
+        behaviour = TOOL_BEHAVIOURS[tool]
+        self.assist_panel.setVisible(behaviour.uses_assist_panel)
+        if behaviour.hint:
+            self.status.say(behaviour.hint)
 
     def _assist_settings_changed(self, settings: object, keep_outside: bool) -> None:
         self.assist.settings, self.assist.keep_outside = settings, keep_outside
@@ -578,7 +588,7 @@ class MainWindow(QMainWindow):
         )
         self.save_settings()  # at once: another window (or a crash) must know where the exports are
         self._show_export_folder()
-        self.folder_panel.set_state(path, EXPORTED)
+        self.folder_states.exported(path)
         self.status.say(f"Exported {len(written)} files to {out_dir}.")
         if self._next_after_export:
             self._next_after_export = False

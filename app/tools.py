@@ -12,15 +12,42 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from PySide6.QtCore import Qt
+import numpy as np
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 
-if TYPE_CHECKING:
-    from app.canvas import LesionCanvas
 
-Handler = Callable[["LesionCanvas", QMouseEvent], object]
+class ToolCanvas(Protocol):
+    """What the handlers use of the canvas (``app.canvas.LesionCanvas``), so this table needs no import of the view
+    that uses it (no import circle, type-checking imports included)."""
+
+    _stroke: Any
+    _vertices: Any
+    handles_item: Any
+    boundary_item: Any
+
+    def _scene_at(self, pos: QPointF) -> QPointF: ...
+    def _clamped_image_point(self, pos: QPointF) -> np.ndarray: ...
+    def _begin_stroke(self, scene: QPointF) -> None: ...
+    def _stroke_to(self, scene: QPointF) -> None: ...
+    def _end_stroke(self) -> None: ...
+    def _ensure_polygons(self) -> None: ...
+    def _pick_vertex(self, pos: QPointF) -> tuple[int, int] | None: ...
+    def _delete_vertex(self, hit: tuple[int, int]) -> None: ...
+    def _insert_vertex(self, pos: QPointF) -> None: ...
+    def _commit(self, edit: Any, text: str, *, keep_unchanged: bool) -> None: ...
+    def _begin_line(self, scene: QPointF) -> None: ...
+    def _line_to(self, scene: QPointF) -> bool: ...
+    def _end_line(self) -> bool: ...
+    def _begin_box(self, scene: QPointF) -> None: ...
+    def _box_to(self, scene: QPointF) -> bool: ...
+    def _end_box(self, scene: QPointF) -> bool: ...
+    def _assist_click(self, scene: QPointF, *, add: bool) -> None: ...
+
+
+Handler = Callable[[ToolCanvas, QMouseEvent], object]
 
 
 class Tool(enum.Enum):
@@ -48,21 +75,23 @@ class ToolBehaviour:
     pans: bool = False  # a left drag pans the view (Qt's scroll-hand drag)
     brush_cursor: bool = False  # shows the brush circle; Ctrl + wheel sizes it
     owns_context_menu: bool = False  # the right button edits: no window menu
+    uses_assist_panel: bool = False  # the assist settings panel is shown while this tool is active
+    hint: str = ""  # said in the status bar when the tool is chosen
 
 
 # -- brush and eraser ----------------------------------------------------------------------------------------------
-def _stroke_press(canvas: LesionCanvas, event: QMouseEvent) -> None:
+def _stroke_press(canvas: ToolCanvas, event: QMouseEvent) -> None:
     canvas._begin_stroke(canvas._scene_at(event.position()))
 
 
-def _stroke_move(canvas: LesionCanvas, event: QMouseEvent) -> bool:
+def _stroke_move(canvas: ToolCanvas, event: QMouseEvent) -> bool:
     if canvas._stroke is None:
         return False
     canvas._stroke_to(canvas._scene_at(event.position()))
     return True
 
 
-def _stroke_release(canvas: LesionCanvas, event: QMouseEvent) -> bool:
+def _stroke_release(canvas: ToolCanvas, event: QMouseEvent) -> bool:
     if canvas._stroke is None:
         return False
     canvas._stroke_to(canvas._scene_at(event.position()))
@@ -71,7 +100,7 @@ def _stroke_release(canvas: LesionCanvas, event: QMouseEvent) -> bool:
 
 
 # -- vertices ------------------------------------------------------------------------------------------------------
-def _vertex_press(canvas: LesionCanvas, event: QMouseEvent) -> None:
+def _vertex_press(canvas: ToolCanvas, event: QMouseEvent) -> None:
     canvas._ensure_polygons()
     hit = canvas._vertices.selected = canvas._pick_vertex(event.position())
     canvas.handles_item.set_selected(hit)
@@ -79,14 +108,14 @@ def _vertex_press(canvas: LesionCanvas, event: QMouseEvent) -> None:
         canvas._vertices.begin_drag(hit)
 
 
-def _vertex_right_press(canvas: LesionCanvas, event: QMouseEvent) -> None:
+def _vertex_right_press(canvas: ToolCanvas, event: QMouseEvent) -> None:
     canvas._ensure_polygons()
     hit = canvas._pick_vertex(event.position())
     if hit is not None:
         canvas._delete_vertex(hit)
 
 
-def _vertex_move(canvas: LesionCanvas, event: QMouseEvent) -> bool:
+def _vertex_move(canvas: ToolCanvas, event: QMouseEvent) -> bool:
     if canvas._vertices.drag is None:
         return False
     canvas.boundary_item.setPath(canvas._vertices.drag_to(canvas._clamped_image_point(event.position())))
@@ -94,50 +123,50 @@ def _vertex_move(canvas: LesionCanvas, event: QMouseEvent) -> bool:
     return True
 
 
-def _vertex_release(canvas: LesionCanvas, event: QMouseEvent) -> bool:
+def _vertex_release(canvas: ToolCanvas, event: QMouseEvent) -> bool:
     if canvas._vertices.drag is None:
         return False
     canvas._commit(canvas._vertices.end_drag(), "Move vertex", keep_unchanged=False)
     return True
 
 
-def _vertex_double_click(canvas: LesionCanvas, event: QMouseEvent) -> None:
+def _vertex_double_click(canvas: ToolCanvas, event: QMouseEvent) -> None:
     canvas._ensure_polygons()
     canvas._insert_vertex(event.position())
 
 
 # -- calibration line and re-segmentation box (both: press, drag, release) -------------------------------------------
-def _calibration_press(canvas: LesionCanvas, event: QMouseEvent) -> None:
+def _calibration_press(canvas: ToolCanvas, event: QMouseEvent) -> None:
     canvas._begin_line(canvas._scene_at(event.position()))
 
 
-def _calibration_move(canvas: LesionCanvas, event: QMouseEvent) -> bool:
+def _calibration_move(canvas: ToolCanvas, event: QMouseEvent) -> bool:
     return canvas._line_to(canvas._scene_at(event.position()))
 
 
-def _calibration_release(canvas: LesionCanvas, event: QMouseEvent) -> bool:
+def _calibration_release(canvas: ToolCanvas, event: QMouseEvent) -> bool:
     return canvas._end_line()
 
 
-def _box_press(canvas: LesionCanvas, event: QMouseEvent) -> None:
+def _box_press(canvas: ToolCanvas, event: QMouseEvent) -> None:
     canvas._begin_box(canvas._scene_at(event.position()))
 
 
-def _box_move(canvas: LesionCanvas, event: QMouseEvent) -> bool:
+def _box_move(canvas: ToolCanvas, event: QMouseEvent) -> bool:
     return canvas._box_to(canvas._scene_at(event.position()))
 
 
-def _box_release(canvas: LesionCanvas, event: QMouseEvent) -> bool:
+def _box_release(canvas: ToolCanvas, event: QMouseEvent) -> bool:
     return canvas._end_box(canvas._scene_at(event.position()))
 
 
 # -- assisted clicks ---------------------------------------------------------------------------------------------
-def _assist_press(canvas: LesionCanvas, event: QMouseEvent) -> None:
+def _assist_press(canvas: ToolCanvas, event: QMouseEvent) -> None:
     remove = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
     canvas._assist_click(canvas._scene_at(event.position()), add=not remove)
 
 
-def _assist_right_press(canvas: LesionCanvas, event: QMouseEvent) -> None:
+def _assist_right_press(canvas: ToolCanvas, event: QMouseEvent) -> None:
     canvas._assist_click(canvas._scene_at(event.position()), add=False)
 
 
@@ -155,9 +184,29 @@ TOOL_BEHAVIOURS: dict[Tool, ToolBehaviour] = {
         _vertex_double_click,
         owns_context_menu=True,
     ),
-    Tool.CALIBRATE: ToolBehaviour(CROSS, _calibration_press, None, _calibration_move, _calibration_release),
-    Tool.ASSIST: ToolBehaviour(
-        Qt.CursorShape.PointingHandCursor, _assist_press, _assist_right_press, owns_context_menu=True
+    Tool.CALIBRATE: ToolBehaviour(
+        CROSS,
+        _calibration_press,
+        None,
+        _calibration_move,
+        _calibration_release,
+        hint="Draw a line along something of known length (a ruler in the photo).",
     ),
-    Tool.BOX: ToolBehaviour(CROSS, _box_press, None, _box_move, _box_release),
+    Tool.ASSIST: ToolBehaviour(
+        Qt.CursorShape.PointingHandCursor,
+        _assist_press,
+        _assist_right_press,
+        owns_context_menu=True,
+        uses_assist_panel=True,
+        hint="Click adds what the model almost found; Shift+click (or right click) removes.",
+    ),
+    Tool.BOX: ToolBehaviour(
+        CROSS,
+        _box_press,
+        None,
+        _box_move,
+        _box_release,
+        uses_assist_panel=True,
+        hint="Drag a box around the lesion: the model segments that crop again.",
+    ),
 }

@@ -118,3 +118,13 @@ def test_import_linter_contracts_hold_with_external_packages_included(tmp_path: 
     assert "segmentation and trainer know nothing of Qt KEPT" in output
     assert "segmentation knows nothing of training KEPT" in output
     assert "0 broken" in output
+
+
+def test_the_app_has_no_import_circles_counting_type_checking_imports(tmp_path: Path) -> None:
+    """Issue 17: the window composes and its parts never import it back, not even under ``if TYPE_CHECKING``."""
+    config = (REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert "exclude_type_checking_imports = true" in config
+    fixed = tmp_path / "pyproject.toml"
+    fixed.write_text(config.replace("exclude_type_checking_imports = true", "exclude_type_checking_imports = false"))
+    _status, output = _run_lint_imports(str(fixed))
+    assert "no import circles inside the app KEPT" in output, output[-3000:]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from app.folder_panel import EXPORTED
+from app.folder_states import EXPORTED
 from segmentation.geojson import geojson_to_mask
 from segmentation.imageio import read_mask
 from segmentation.ownership import RECORD_NAME

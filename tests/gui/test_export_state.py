@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.folder_panel import EXPORTED
+from app.folder_states import EXPORTED
 
 WAIT_MS = 15_000
 

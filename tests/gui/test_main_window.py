@@ -19,7 +19,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QColorDialog, QInputDialog
 
 from app.canvas import Tool
-from app.folder_panel import AI_MASK, EDITED
+from app.folder_states import AI_MASK, EDITED
 from app.layout import first_window_size
 from app.main_window import MainWindow, run
 

@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 
 import segmentation.bundled_model
 import segmentation.resources
-from app.folder_panel import CANNOT_OPEN
+from app.folder_states import CANNOT_OPEN
 from app.workers import read_thumbnail
 from segmentation.ownership import RECORD_NAME
 from segmentation.resources import DEFAULT_WEIGHTS_NAME
