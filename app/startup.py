@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from app.settings import app_data_dir
@@ -69,12 +70,13 @@ def install_excepthook(parent: Callable[[], QWidget | None]) -> None:
             return
         showing.append(True)
         try:
-            QMessageBox.warning(
-                parent(),
-                "LesionLens",
+            box = QMessageBox(QMessageBox.Icon.Warning, "LesionLens", "", parent=parent())
+            box.setTextFormat(Qt.TextFormat.PlainText)  # an error's text may hold a file name with markup in it
+            box.setText(
                 f"Something went wrong: {error}\n\nThe app is still usable and your edits are autosaved. "
-                f"Details are in {app_data_dir() / LOG_NAME}.",
+                f"Details are in {app_data_dir() / LOG_NAME}."
             )
+            box.exec()
         finally:
             showing.clear()
 

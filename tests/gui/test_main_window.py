@@ -351,7 +351,7 @@ def test_unexpected_errors_are_logged_and_shown_not_raised(lesionlens_home, monk
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)
     monkeypatch.setattr(logging.getLogger("lesionlens"), "handlers", [])
     shown: list[str] = []
-    monkeypatch.setattr(QMessageBox, "warning", staticmethod(lambda parent, title, text: shown.append(text)))
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: shown.append(box.text()))
     log_path = setup_logging()
     install_excepthook(lambda: None)
     try:
