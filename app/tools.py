@@ -118,7 +118,7 @@ def _vertex_right_press(canvas: ToolCanvas, event: QMouseEvent) -> None:
 def _vertex_move(canvas: ToolCanvas, event: QMouseEvent) -> bool:
     if canvas._vertices.drag is None:
         return False
-    canvas.boundary_item.setPath(canvas._vertices.drag_to(canvas._clamped_image_point(event.position())))
+    canvas.boundary_item.setPath(canvas._vertices.drag_path(canvas._clamped_image_point(event.position())))
     canvas.handles_item.set_polygons(canvas._vertices.dragged_polygons(), canvas._vertices.selected)
     return True
 
