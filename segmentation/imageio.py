@@ -84,11 +84,6 @@ def is_unsupported_image_path(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in UNSUPPORTED_EXTENSIONS
 
 
-def mask_path_for(image_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
-    """ISIC naming: ``<out_dir>/<stem>_segmentation.png``."""
-    return Path(out_dir) / f"{Path(image_path).stem}_segmentation.png"
-
-
 # --------------------------------------------------------------------------------------------- reading
 @dataclass
 class _Header:
