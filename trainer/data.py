@@ -95,11 +95,6 @@ def find_samples(images_dir: str | os.PathLike, masks_dir: str | os.PathLike) ->
     return samples
 
 
-def find_split(root: str | os.PathLike, split: str) -> list[Sample]:
-    """Samples of one split of an official ISIC folder."""
-    return find_samples(*isic_split_folders(root, split))
-
-
 class CachedSplit:
     """Images and masks resized for the model once, stored as memory-mapped ``.npy`` files.
 
@@ -406,5 +401,4 @@ __all__ = [
     "SegmentationDataset",
     "Source",
     "find_samples",
-    "find_split",
 ]
