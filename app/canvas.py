@@ -37,6 +37,17 @@ from app import canvas_items as items
 from app.actions import is_shortcut
 from app.document import LesionDocument
 from app.tools import TOOL_BEHAVIOURS, Tool, ToolBehaviour
+from segmentation.editing import (
+    BrushStroke,
+    EdgeRef,
+    PixelBox,
+    PolygonEdit,
+    VertexRef,
+    display_tolerance,
+    rasterise_edit,
+    trace_holes,
+    trace_polygons,
+)
 from segmentation.export import OverlayStyle
 
 MIN_SCALE, MAX_SCALE = 1 / 64, 64.0
@@ -77,14 +88,14 @@ class LesionCanvas(QGraphicsView):
         self._peeking = False
         self._fit = True  # keep fitting on resize until the user zooms
         self._tolerance = 1.0
-        self._vertices = items.VertexEditor()  # the drawn polygons, the selected vertex, a drag in progress
+        self._vertices = items.DrawnVertexEditor()  # the drawn polygons, the selected vertex, a drag in progress
         self._polygons_dirty = True
         self._holes: list[np.ndarray] = []  # inner boundaries: drawn, not edited as vertices
         self._holes_dirty = True
         self._overlay_dirty = True
         self._pending_polygons: list[np.ndarray] | None = None  # our own vertex edit, kept as drawn
         self._committing_stroke = False  # the overlay already shows the stroke: no rebuild needed
-        self._stroke: items.BrushStroke | None = None
+        self._stroke: BrushStroke | None = None
         self._calibration_start: QPointF | None = None
         self._box_start: QPointF | None = None
         self._pan_last: QPointF | None = None
@@ -238,8 +249,8 @@ class LesionCanvas(QGraphicsView):
         return [p.copy() for p in self._vertices.polygons]
 
     @property
-    def selected_vertex(self) -> tuple[int, int] | None:
-        """(polygon, vertex) picked with the vertex tool, which Delete removes."""
+    def selected_vertex(self) -> VertexRef | None:
+        """The vertex picked with the vertex tool, which Delete removes."""
         return self._vertices.selected
 
     # -- document signals --------------------------------------------------------------------------------------
@@ -256,7 +267,7 @@ class LesionCanvas(QGraphicsView):
         self.image_item.setPixmap(items.rgb_to_pixmap(image))
         height, width = image.shape[:2]
         self.scene().setSceneRect(QRectF(0, 0, width, height))
-        self._tolerance = items.display_tolerance(image.shape)
+        self._tolerance = display_tolerance(image.shape)
         self.zoom_to_fit()
 
     def _on_mask_changed(self) -> None:
@@ -276,12 +287,12 @@ class LesionCanvas(QGraphicsView):
     def _ensure_polygons(self) -> None:
         holes_changed = self._holes_dirty
         if self._holes_dirty:
-            self._holes, self._holes_dirty = items.trace_holes(self._document.mask, self._tolerance), False
+            self._holes, self._holes_dirty = trace_holes(self._document.mask, self._tolerance), False
         if not self._polygons_dirty:
             if holes_changed:
                 self._show_polygons()
             return
-        self._vertices.polygons = items.trace_polygons(self._document.mask, self._tolerance)
+        self._vertices.polygons = trace_polygons(self._document.mask, self._tolerance)
         self._polygons_dirty = False
         self._show_polygons()
 
@@ -302,9 +313,9 @@ class LesionCanvas(QGraphicsView):
                 mask = np.zeros(self._image_size(), bool)
             self.overlay_item.rebuild(mask, self._style.colour, self._style.opacity)
             self._overlay_dirty = not has_mask
-            if stroking and self._stroke.patch.size:  # a rebuild mid-stroke (undo, recolour) keeps the stroke
-                s = self._stroke
-                self._preview((s.top, s.left, s.top + s.patch.shape[0], s.left + s.patch.shape[1]))
+            extent = self._stroke.extent() if stroking else None
+            if extent is not None:  # a rebuild mid-stroke (undo, recolour) keeps the stroke
+                self._preview(extent)
         elif not has_mask and not stroking:
             self.overlay_item.clear()
             self._overlay_dirty = True
@@ -358,23 +369,23 @@ class LesionCanvas(QGraphicsView):
         self.cursor_item.setVisible(behaviour.brush_cursor and self._mouse_scene is not None)
 
     # -- brush and eraser ------------------------------------------------------------------------------------------
-    def _preview(self, rect: tuple[int, int, int, int]) -> None:
-        """Show the mask with the stroke applied inside ``rect`` (top, left, bottom, right) without a rebuild."""
-        top, left, bottom, right = rect
+    def _preview(self, box: PixelBox) -> None:
+        """Show the mask with the stroke applied inside ``box`` without a rebuild."""
         mask = self._document.mask
-        current = np.zeros((bottom - top, right - left), bool) if mask is None else mask[top:bottom, left:right]
-        stroke = self._stroke.region(top, left, bottom, right)
-        self.overlay_item.write_region(top, left, current | stroke if self._stroke.value else current & ~stroke)
+        shape = (box.bottom - box.top, box.right - box.left)
+        current = np.zeros(shape, bool) if mask is None else mask[box.top : box.bottom, box.left : box.right]
+        stroke = self._stroke.region(box)
+        self.overlay_item.write_region(box.top, box.left, current | stroke if self._stroke.value else current & ~stroke)
 
     def _stroke_to(self, scene: QPointF) -> None:
-        rect = self._stroke.add(*self._image_point(scene))
-        if rect is not None:
-            self._preview(rect)
+        box = self._stroke.add(*self._image_point(scene))
+        if box is not None:
+            self._preview(box)
 
     def _begin_stroke(self, scene: QPointF) -> None:
         if self._document.image is None:
             return
-        self._stroke = items.BrushStroke(self._image_size(), self.brush_image_radius, self._tool is Tool.BRUSH)
+        self._stroke = BrushStroke(self._image_size(), self.brush_image_radius, self._tool is Tool.BRUSH)
         self._refresh()
         self._stroke_to(scene)
 
@@ -384,7 +395,7 @@ class LesionCanvas(QGraphicsView):
         text = "Brush stroke" if stroke.value else "Eraser stroke"
         document = self._document
         if result is not None:
-            patch, (row, col) = result
+            patch, row, col = result.values, result.top, result.left
             if document.mask is None:
                 if stroke.value:
                     new_mask = np.zeros(self._image_size(), bool)
@@ -403,7 +414,7 @@ class LesionCanvas(QGraphicsView):
         visible = self._scene_at(QPointF(0, 0)), self._scene_at(QPointF(self.viewport().rect().bottomRight()))
         return not self.handles_item.crowded(QRectF(visible[0], visible[1]))
 
-    def _pick_vertex(self, pos: QPointF) -> tuple[int, int] | None:
+    def _pick_vertex(self, pos: QPointF) -> VertexRef | None:
         if not self.handles_item.isVisible() or not self._handles_usable():  # never edit what is not shown
             return None
         x, y = self._image_point(self._scene_at(pos))
@@ -419,16 +430,15 @@ class LesionCanvas(QGraphicsView):
         x, y = self._image_point(self._scene_at(pos))
         return np.array([min(max(x, 0.0), width - 1.0), min(max(y, 0.0), height - 1.0)])
 
-    def _commit(self, edit: items.Edit | None, text: str, *, keep_unchanged: bool) -> None:
+    def _commit(self, edit: PolygonEdit | None, text: str, *, keep_unchanged: bool) -> None:
         """Rasterise one polygon edit into the mask as one undo step (``rasterise_edit`` says which pixels may
         change). The edited polygons stay as drawn instead of being re-traced, so vertices do not jump after an
         edit. An edit that changes no pixel is kept on screen only if ``keep_unchanged`` (an inserted vertex that
         the clinician will drag next), else the polygons are drawn as they were."""
         mask = self._document.mask
         if edit is not None and mask is not None:
-            index, old, new, old_chain, new_chain = edit
-            polygons = self._vertices.replaced(index, new)
-            new_mask = items.rasterise_edit(mask, old, new, old_chain, new_chain, self._tolerance)
+            polygons = self._vertices.replaced(edit.polygon, edit.new)
+            new_mask = rasterise_edit(mask, edit, self._tolerance)
             self._pending_polygons = polygons
             try:
                 if new_mask is not None and self._document.replace_mask(new_mask, text):
@@ -441,13 +451,13 @@ class LesionCanvas(QGraphicsView):
 
     def _insert_vertex(self, pos: QPointF) -> None:
         x, y = self._image_point(self._scene_at(pos))
-        hit = self._vertices.pick_edge(x, y, PICK_EDGE_PX / self.zoom)
-        if hit is not None and self._pick_vertex(pos) is None and self._handles_usable():
+        edge: EdgeRef | None = self._vertices.pick_edge(x, y, PICK_EDGE_PX / self.zoom)
+        if edge is not None and self._pick_vertex(pos) is None and self._handles_usable():
             self._commit(
-                self._vertices.insert(hit, self._clamped_image_point(pos)), "Insert vertex", keep_unchanged=True
+                self._vertices.insert(edge, self._clamped_image_point(pos)), "Insert vertex", keep_unchanged=True
             )
 
-    def _delete_vertex(self, hit: tuple[int, int]) -> None:
+    def _delete_vertex(self, hit: VertexRef) -> None:
         self._commit(self._vertices.delete(hit), "Delete vertex", keep_unchanged=True)
 
     # -- calibration line and re-segmentation box --------------------------------------------------------------

@@ -1,27 +1,21 @@
-"""Scene items and numpy helpers behind :mod:`app.canvas`: the overlay image, the vertex handles, brush strokes.
+"""Scene items behind :mod:`app.canvas`: the overlay image, the vertex handles, the brush cursor, boundary paths.
 
-Kept apart from the view so the view holds only interaction logic. Coordinates follow ``segmentation.polygon``:
+Kept apart from the view so the view holds only interaction logic; the editing maths they draw is Qt-free, in
+:mod:`segmentation.editing`. Coordinates follow ``segmentation.polygon``:
 image point (x, y) is the centre of pixel column x, row y; the scene puts pixel (col, row) on the square
 [col, col + 1) x [row, row + 1), so scene = image + 0.5.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
-from segmentation.lesion import lesion_box
-from segmentation.polygon import mask_to_polygons, polygons_to_mask
-
-#: Sub-pixel precision (fractional bits) for OpenCV drawing: strokes follow the mouse, not the pixel grid.
-_SHIFT = 4
-_ONE = 1 << _SHIFT
+from segmentation.editing import VertexEditor, VertexRef
 
 
 def rgb_to_pixmap(image: np.ndarray) -> QPixmap:
@@ -48,45 +42,6 @@ def cosmetic_pen(colour: QColor, width: float, style: Qt.PenStyle = Qt.PenStyle.
     pen.setCosmetic(True)
     pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
     return pen
-
-
-def display_tolerance(shape: tuple[int, ...]) -> float:
-    """Douglas-Peucker tolerance of the drawn boundary: ~1/500 of the shorter side, so the vertex count (and the
-    work per edit) does not grow with the camera's resolution."""
-    return max(1.0, min(shape[0], shape[1]) / 500)
-
-
-def trace_polygons(mask: np.ndarray | None, tolerance: float) -> list[np.ndarray]:
-    """``mask_to_polygons`` on the lesion's bounding box only: the same polygons, but the connected-component
-    pass (most of the cost) no longer scans empty skin, which matters on a 24-megapixel photo."""
-    if mask is None:
-        return []
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return []
-    top, left = int(rows[0]), int(cols[0])
-    crop = mask[top : int(rows[-1]) + 1, left : int(cols[-1]) + 1]
-    offset = np.array([left, top], float)
-    return [poly + offset for poly in mask_to_polygons(crop, tolerance_px=tolerance)]
-
-
-def trace_holes(mask: np.ndarray | None, tolerance: float) -> list[np.ndarray]:
-    """The inner boundaries (holes) of the lesion, for drawing: each hole's outline through the centres of the lesion
-    pixels around it, simplified like the outer boundary. Traced on the lesion's bounding box only."""
-    if mask is None or not mask.any():
-        return []
-    box = lesion_box(mask, 1)
-    crop = np.ascontiguousarray(mask[box], dtype=np.uint8)
-    contours, hierarchy = cv2.findContours(crop, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
-    offset = np.array([box[1].start, box[0].start], float)
-    holes = []
-    for contour, (_, _, _, parent) in zip(contours, hierarchy[0], strict=True):
-        if parent < 0:
-            continue  # an outer boundary: drawn (and edited) by the vertex polygons
-        if tolerance > 0:
-            contour = cv2.approxPolyDP(contour, float(tolerance), True)
-        holes.append(contour.reshape(-1, 2).astype(np.float64) + offset)
-    return holes
 
 
 def polygons_path(polygons: Sequence[np.ndarray]) -> QPainterPath:
@@ -196,12 +151,12 @@ class VertexHandlesItem(QGraphicsItem):
         super().__init__(parent)
         self._points = np.zeros((0, 2))  # scene coordinates of all vertices, polygon after polygon
         self._starts = np.zeros(1, int)  # index of each polygon's first vertex in _points (+ the total)
-        self._selected: tuple[int, int] | None = None
+        self._selected: VertexRef | None = None
         self._margin = self.SIZE
         self._bounds = QRectF()
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
 
-    def set_polygons(self, polygons: Sequence[np.ndarray], selected: tuple[int, int] | None = None) -> None:
+    def set_polygons(self, polygons: Sequence[np.ndarray], selected: VertexRef | None = None) -> None:
         self.prepareGeometryChange()
         arrays = [np.asarray(p, float).reshape(-1, 2) for p in polygons]
         self._points = (np.concatenate(arrays) if arrays else np.zeros((0, 2))) + 0.5
@@ -209,7 +164,7 @@ class VertexHandlesItem(QGraphicsItem):
         self._selected = selected
         self._update_bounds()
 
-    def set_selected(self, selected: tuple[int, int] | None) -> None:
+    def set_selected(self, selected: VertexRef | None) -> None:
         self._selected = selected
         self.update()
 
@@ -264,7 +219,7 @@ class VertexHandlesItem(QGraphicsItem):
         corners = zip(dx[keep] - half, dy[keep] - half, strict=True)
         painter.drawRects([QRectF(px, py, self.SIZE, self.SIZE) for px, py in corners])
         if self._selected is not None:
-            poly, vertex = self._selected
+            poly, vertex = self._selected.polygon, self._selected.vertex
             index = int(self._starts[poly]) + vertex if poly < len(self._starts) - 1 else -1
             if 0 <= index < len(dx):
                 painter.setBrush(QBrush(QColor(255, 200, 0)))
@@ -272,198 +227,20 @@ class VertexHandlesItem(QGraphicsItem):
         painter.restore()
 
 
-class BrushStroke:
-    """The footprint of one press-move-release stroke, as a uint8 patch over its bounding box (inside the image).
-
-    Each mouse position adds a disc, joined to the previous one by a line as thick as the disc, so a fast drag
-    leaves no gaps. The patch grows (with slack) as the stroke wanders; parts outside the image are clipped.
-    """
-
-    def __init__(self, shape: tuple[int, int], radius: int, value: bool) -> None:
-        self.height, self.width = shape
-        self.radius, self.value = int(radius), bool(value)
-        self.patch = np.zeros((0, 0), np.uint8)
-        self.top = self.left = 0
-        self._last: tuple[float, float] | None = None
-
-    def add(self, x: float, y: float) -> tuple[int, int, int, int] | None:
-        """Add the disc at image point (x, y); return the touched (top, left, bottom, right), or None if outside."""
-        last_x, last_y = self._last if self._last is not None else (x, y)
-        self._last = (x, y)
-        r = self.radius
-        left = max(0, math.floor(min(x, last_x) - r) - 1)
-        top = max(0, math.floor(min(y, last_y) - r) - 1)
-        right = min(self.width, math.ceil(max(x, last_x) + r) + 2)
-        bottom = min(self.height, math.ceil(max(y, last_y) + r) + 2)
-        if left >= right or top >= bottom:
-            return None
-        self._ensure(top, left, bottom, right)
-        p0 = (round((last_x - self.left) * _ONE), round((last_y - self.top) * _ONE))
-        p1 = (round((x - self.left) * _ONE), round((y - self.top) * _ONE))
-        if p0 != p1:
-            cv2.line(self.patch, p0, p1, 1, thickness=2 * r + 1, lineType=cv2.LINE_8, shift=_SHIFT)
-        cv2.circle(self.patch, p1, r * _ONE, 1, thickness=-1, lineType=cv2.LINE_8, shift=_SHIFT)
-        return top, left, bottom, right
-
-    def _ensure(self, top: int, left: int, bottom: int, right: int) -> None:
-        h, w = self.patch.shape
-        if h and top >= self.top and left >= self.left and bottom <= self.top + h and right <= self.left + w:
-            return
-        if h:
-            top, left = min(top, self.top), min(left, self.left)
-            bottom, right = max(bottom, self.top + h), max(right, self.left + w)
-        slack = 2 * self.radius + 16  # fewer re-allocations while the stroke keeps growing
-        new_top, new_left = max(0, top - slack), max(0, left - slack)
-        new_bottom, new_right = min(self.height, bottom + slack), min(self.width, right + slack)
-        grown = np.zeros((new_bottom - new_top, new_right - new_left), np.uint8)
-        if h:
-            grown[self.top - new_top : self.top - new_top + h, self.left - new_left : self.left - new_left + w] = (
-                self.patch
-            )
-        self.patch, self.top, self.left = grown, new_top, new_left
-
-    def region(self, top: int, left: int, bottom: int, right: int) -> np.ndarray:
-        """The footprint (bool) inside an image rectangle that the stroke's patch covers."""
-        return self.patch[top - self.top : bottom - self.top, left - self.left : right - self.left].astype(bool)
-
-    def result(self) -> tuple[np.ndarray, tuple[int, int]] | None:
-        """(bool patch, (row, col) of its top-left corner) for ``LesionDocument.paint``; None if nothing was hit."""
-        if not self.patch.any():
-            return None
-        return self.patch.astype(bool), (self.top, self.left)
-
-
-class VertexDrag:
-    """A vertex being dragged: which one, the polygon as it was, and the other polygons' path (drawn unchanged)."""
-
-    def __init__(self, poly: int, vertex: int, original: np.ndarray, static_path: QPainterPath) -> None:
-        self.poly, self.vertex = poly, vertex
-        self.original, self.current = original, original.copy()
-        self.static_path = static_path
-
-
-#: One polygon edit: (polygon index, old polygon, new polygon, old chain, new chain). The chains run from the
-#: unchanged neighbour before the edit to the one after it: all ``rasterise_edit`` needs to know where pixels change.
-Edit = tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-
-
-class VertexEditor:
-    """The vertex tool's editable polygons: picking, dragging, inserting and deleting vertices.
-
-    Knows neither Qt events nor the document: each edit comes back as an :data:`Edit` that the canvas rasterises
-    into the mask, so every edit path shares one commit (and one undo step).
-    """
+class DrawnVertexEditor(VertexEditor):
+    """The vertex editor plus what drawing a drag needs: the path of the polygons not being dragged, built once per
+    drag, so a mouse move only rebuilds the dragged polygon's path."""
 
     def __init__(self) -> None:
-        self.polygons: list[np.ndarray] = []
-        self.selected: tuple[int, int] | None = None
-        self.drag: VertexDrag | None = None
+        super().__init__()
+        self._static_path = QPainterPath()
 
-    def count(self) -> int:
-        return sum(len(p) for p in self.polygons)
+    def begin_drag(self, hit: VertexRef) -> None:
+        super().begin_drag(hit)
+        self._static_path = polygons_path([p for i, p in enumerate(self.polygons) if i != hit.polygon])
 
-    def replaced(self, index: int, polygon: np.ndarray) -> list[np.ndarray]:
-        return [polygon if i == index else p for i, p in enumerate(self.polygons)]
-
-    def pick_vertex(self, x: float, y: float, max_dist: float) -> tuple[int, int] | None:
-        """(polygon, vertex) of the vertex closest to image point (x, y) within ``max_dist``, else None."""
-        best: tuple[float, tuple[int, int]] | None = None
-        for p, poly in enumerate(self.polygons):
-            d = np.hypot(poly[:, 0] - x, poly[:, 1] - y)
-            i = int(np.argmin(d))
-            if d[i] <= max_dist and (best is None or d[i] < best[0]):
-                best = (float(d[i]), (p, i))
-        return best[1] if best else None
-
-    def pick_edge(self, x: float, y: float, max_dist: float) -> tuple[int, int] | None:
-        """(polygon, i) of the closed edge vertex i -> i + 1 closest to (x, y) within ``max_dist``, else None."""
-        best: tuple[float, tuple[int, int]] | None = None
-        for p, poly in enumerate(self.polygons):
-            a, b = poly, np.roll(poly, -1, axis=0)
-            ab = b - a
-            length2 = np.maximum((ab**2).sum(axis=1), 1e-12)
-            t = np.clip(((x - a[:, 0]) * ab[:, 0] + (y - a[:, 1]) * ab[:, 1]) / length2, 0.0, 1.0)
-            d = np.hypot(a[:, 0] + t * ab[:, 0] - x, a[:, 1] + t * ab[:, 1] - y)
-            i = int(np.argmin(d))
-            if d[i] <= max_dist and (best is None or d[i] < best[0]):
-                best = (float(d[i]), (p, i))
-        return best[1] if best else None
-
-    def begin_drag(self, hit: tuple[int, int]) -> None:
-        others = [p for i, p in enumerate(self.polygons) if i != hit[0]]
-        self.selected = hit
-        self.drag = VertexDrag(hit[0], hit[1], self.polygons[hit[0]], polygons_path(others))
-
-    def drag_to(self, point: np.ndarray) -> QPainterPath:
-        """Move the dragged vertex; returns the boundary path to show (the other polygons' path is cached)."""
-        drag = self.drag
-        drag.current[drag.vertex] = point
-        path = QPainterPath(drag.static_path)
-        path.addPath(polygons_path([drag.current]))
+    def drag_path(self, point: np.ndarray) -> QPainterPath:
+        """Move the dragged vertex to image point ``point``; returns the boundary path to show."""
+        path = QPainterPath(self._static_path)
+        path.addPath(polygons_path([self.drag_to(point)]))
         return path
-
-    def dragged_polygons(self) -> list[np.ndarray]:
-        return self.polygons if self.drag is None else self.replaced(self.drag.poly, self.drag.current)
-
-    def end_drag(self) -> Edit | None:
-        drag, self.drag = self.drag, None
-        if drag is None or np.array_equal(drag.current, drag.original):
-            return None
-        around = [drag.vertex - 1, drag.vertex, (drag.vertex + 1) % len(drag.original)]
-        return drag.poly, drag.original, drag.current, drag.original[around], drag.current[around]
-
-    def insert(self, edge_hit: tuple[int, int], point: np.ndarray) -> Edit:
-        """``point`` becomes vertex ``edge + 1``, splitting the edge from vertex ``edge`` to the next."""
-        index, edge = edge_hit
-        old = self.polygons[index]
-        new = np.insert(old, edge + 1, point, axis=0)
-        self.selected = (index, edge + 1)
-        return index, old, new, old[[edge, (edge + 1) % len(old)]], new[[edge, edge + 1, (edge + 2) % len(new)]]
-
-    def delete(self, hit: tuple[int, int]) -> Edit | None:
-        """Remove a vertex, unless the polygon would drop below three (removing a lesion is the eraser's job)."""
-        index, vertex = hit
-        old = self.polygons[index]
-        if len(old) <= 3:
-            return None
-        new = np.delete(old, vertex, axis=0)
-        self.selected = None
-        old_chain = old[[vertex - 1, vertex, (vertex + 1) % len(old)]]
-        return index, old, new, old_chain, new[[(vertex - 1) % len(new), vertex % len(new)]]
-
-
-def rasterise_edit(
-    mask: np.ndarray, old: np.ndarray, new: np.ndarray, old_chain: np.ndarray, new_chain: np.ndarray, tolerance: float
-) -> np.ndarray | None:
-    """The mask after editing one polygon from ``old`` to ``new``, or None if no pixel changes.
-
-    Only pixels near the edited stretch change: ``old_chain`` / ``new_chain`` are the vertices from the unchanged
-    neighbour before the edit to the one after it. There the mask becomes the new polygon's fill: wherever the two
-    fills differ, and in a band of ``tolerance`` + 1 px around the old edges, because the displayed polygon was
-    simplified (Douglas-Peucker) and the real boundary strays up to ``tolerance`` from it; without the band,
-    moving a vertex inwards would leave a sliver of the old boundary behind. Elsewhere (the rest of the outline,
-    holes, other lesions) the mask is untouched, so a vertex drag never has far-reaching effects.
-    """
-    height, width = mask.shape
-    band_px = math.ceil(tolerance) + 1
-    pts = np.vstack([old_chain, new_chain])
-    margin = band_px + 2
-    x0, y0 = (max(0, math.floor(v) - margin) for v in pts.min(axis=0))
-    x1 = min(width, math.ceil(pts[:, 0].max()) + margin + 1)
-    y1 = min(height, math.ceil(pts[:, 1].max()) + margin + 1)
-    if x0 >= x1 or y0 >= y1:
-        return None
-    shape, offset = (y1 - y0, x1 - x0), np.array([x0, y0], float)
-    old_fill = polygons_to_mask([old - offset], shape)
-    new_fill = polygons_to_mask([new - offset], shape)
-    band = np.zeros(shape, np.uint8)
-    chain = np.round((np.asarray(old_chain, float) - offset) * _ONE).astype(np.int32).reshape(-1, 1, 2)
-    cv2.polylines(band, [chain], False, 1, thickness=2 * band_px + 1, lineType=cv2.LINE_8, shift=_SHIFT)
-    region = band.astype(bool) | (old_fill ^ new_fill)
-    crop = mask[y0:y1, x0:x1]
-    new_crop = np.where(region, new_fill, crop)
-    if np.array_equal(new_crop, crop):
-        return None
-    out = mask.copy()
-    out[y0:y1, x0:x1] = new_crop
-    return out

@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (
 
 from app.folder_states import CANNOT_OPEN, EDITED, EXPORTED, FolderStates
 from app.workers import TaskRunner, new_pool, thumbnail_task
-from segmentation.batch import is_output_name
 from segmentation.imageio import is_image_path, is_unsupported_image_path
+from segmentation.naming import is_output_name
 from segmentation.quality import QualityAssessment
 
 THUMBNAIL = 56

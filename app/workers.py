@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QImage
 
+from segmentation import imageio
 from segmentation.imageio import ImageReadError, OutputWriteError, read_image
 from segmentation.inference import Predictor
 from segmentation.lesion import LesionSegmentation
@@ -171,9 +171,9 @@ def new_pool(threads: int, parent: QObject | None = None) -> QThreadPool:
 
 
 # ------------------------------------------------------------------------------------------------ task functions
-def load_image_task(context: TaskContext, path: Path, max_megapixels: float = 120.0) -> tuple[Path, np.ndarray]:
+def load_image_task(context: TaskContext, path: Path) -> tuple[Path, np.ndarray]:
     """Decode an image (big photos take a second or more): returns (path, RGB array)."""
-    return path, read_image(path, max_megapixels=max_megapixels)
+    return path, read_image(path)
 
 
 def load_predictor_task(
@@ -204,10 +204,10 @@ def segment_task(
 
 
 def folder_quality_task(
-    context: TaskContext, predictor: Predictor, path: Path, threshold: float, max_megapixels: float = 120.0
+    context: TaskContext, predictor: Predictor, path: Path, threshold: float
 ) -> tuple[Path, QualityAssessment]:
     """Segment one image of the open folder in the background: its estimated Dice and flags for the list."""
-    image = read_image(path, max_megapixels=max_megapixels)
+    image = read_image(path)
     return path, predictor.predict(image, threshold).quality()
 
 
@@ -239,22 +239,15 @@ def thumbnail_task(context: TaskContext, paths: list[Path], size: int) -> None:
 
 
 def read_thumbnail(path: Path, size: int) -> QImage | None:
-    """A QImage preview; JPEGs decode at reduced size (draft mode), so a 24-megapixel photo takes milliseconds.
+    """A QImage preview, read by ``segmentation.imageio.read_thumbnail`` (JPEGs decode at reduced size).
 
     QImage (not QPixmap) may be made off the GUI thread. An unreadable file gets no preview (its error shows when
     it is opened).
     """
-    if not Path(path).is_file():  # a pipe (through a link) would block this thread for good; links to nothing
-        return None
     try:
-        with Image.open(path) as image:
-            if image.width * image.height > 200_000_000:
-                return None
-            image.draft("RGB", (size * 2, size * 2))
-            image = ImageOps.exif_transpose(image).convert("RGB")
-            image.thumbnail((size, size))
-            data = image.tobytes()
-            qimage = QImage(data, image.width, image.height, 3 * image.width, QImage.Format.Format_RGB888)
-            return qimage.copy()  # own the pixels: ``data`` goes away
-    except Exception:
+        pixels = imageio.read_thumbnail(path, size)
+    except ImageReadError:
         return None
+    height, width = pixels.shape[:2]
+    qimage = QImage(pixels.data, width, height, pixels.strides[0], QImage.Format.Format_RGB888)
+    return qimage.copy()  # own the pixels: ``pixels`` goes away

@@ -22,6 +22,7 @@ from benchmarks.common import ISIC, REPO, machine
 from segmentation.imageio import read_image, read_mask
 from segmentation.inference import Predictor
 from segmentation.metrics import ConfusionCounts, dice
+from segmentation.naming import mask_name
 from segmentation.postprocess import clean_up
 from segmentation.resources import bundled_weights_path
 
@@ -51,7 +52,7 @@ def run(weights: Path, images: Path = ISIC / "ISIC-2017_Validation_Data", masks:
     holes: list[bool] = []
     paths = sorted(p for p in images.iterdir() if p.suffix.lower() == ".jpg")
     for path in paths:
-        truth = read_mask(masks / f"{path.stem}_segmentation.png")
+        truth = read_mask(masks / mask_name(path.stem))
         raw = predictor.predict(read_image(path)).mask
         for name, steps in VARIANTS.items():
             per_image[name].append(_dice(clean_up(raw, steps), truth))

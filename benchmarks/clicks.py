@@ -38,6 +38,7 @@ from segmentation.assist import AssistSettings, click_add, click_remove, resegme
 from segmentation.imageio import read_image, read_mask
 from segmentation.inference import Predictor
 from segmentation.lesion import lesion_box
+from segmentation.naming import mask_name
 from segmentation.resources import bundled_weights_path
 
 MAX_CLICKS = 20
@@ -142,7 +143,7 @@ def load_cases(images: Path, masks: Path, predictor: Predictor, max_dice: float 
     """The images whose model mask is below ``max_dice`` (all with None), and how many images there were."""
     cases, total = [], 0
     for image_path in sorted(p for p in images.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"}):
-        mask_path = masks / f"{image_path.stem}_segmentation.png"
+        mask_path = masks / mask_name(image_path.stem)
         if not mask_path.exists():
             continue
         total += 1
@@ -153,7 +154,7 @@ def load_cases(images: Path, masks: Path, predictor: Predictor, max_dice: float 
         if max_dice is None or dice(case.model_mask, truth) < max_dice:
             cases.append(case)
     if total == 0:
-        raise SystemExit(f"no image in {images} has a mask <stem>_segmentation.png in {masks}")
+        raise SystemExit(f"no image in {images} has a mask {mask_name('<stem>')} in {masks}")
     return cases, total
 
 
@@ -178,7 +179,7 @@ def two_stage(images: Path, masks: Path, predictor: Predictor, settings: AssistS
     """Plain pass against coarse pass + the model again on the coarse lesion's crop, on every image."""
     plain, staged, times_plain, times_staged = [], [], [], []
     for image_path in sorted(p for p in images.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"}):
-        mask_path = masks / f"{image_path.stem}_segmentation.png"
+        mask_path = masks / mask_name(image_path.stem)
         if not mask_path.exists():
             continue
         image, truth = read_image(image_path), read_mask(mask_path)

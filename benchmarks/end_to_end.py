@@ -21,6 +21,7 @@ from segmentation.imageio import read_image, read_image_size, write_image, write
 from segmentation.inference import Predictor, upsample_probability
 from segmentation.lesion import LesionSegmentation
 from segmentation.measurements import measure_lesion
+from segmentation.naming import mask_name
 from segmentation.preprocessing import prepare_input
 
 STAGES = ("decode", "preprocess", "network", "upsample", "flags", "measure", "write")
@@ -71,7 +72,7 @@ def one_image(predictor: Predictor, path: Path, out: Path) -> dict[str, float]:
     lap("flags")
     measure_lesion(segmentation.mask, image)
     lap("measure")
-    write_mask(out / f"{path.stem}_segmentation.png", segmentation.mask)
+    write_mask(out / mask_name(path.stem), segmentation.mask)
     lap("write")
     return seconds
 

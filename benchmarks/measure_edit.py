@@ -24,6 +24,7 @@ from benchmarks.common import FULLRES_IMAGES, machine
 from segmentation import measurements
 from segmentation.imageio import read_image, read_mask
 from segmentation.measurements import measure_lesion
+from segmentation.naming import mask_name
 from segmentation.quality import assess_quality, model_resolution_mask
 from segmentation.resources import bundled_weights_path
 from segmentation.weights import read_model_info
@@ -38,7 +39,7 @@ def _median_ms(values: list[float]) -> dict:
 
 def run(runs: int = 15) -> dict:
     image = read_image(FULLRES_IMAGES / f"{SAMPLE}.jpg")
-    mask = read_mask(FULLRES_IMAGES.parent / "masks" / f"{SAMPLE}_segmentation.png")
+    mask = read_mask(FULLRES_IMAGES.parent / "masks" / mask_name(SAMPLE))
     info = read_model_info(bundled_weights_path())
     # a confident model's map at its own resolution: only the estimate's cost matters here
     probability = model_resolution_mask(mask, info.preprocessing.input_size).astype(np.float32)

@@ -44,6 +44,7 @@ def shoot(out: Path, click_image: str, box_image: str) -> int:
     from benchmarks.clicks import next_click
     from segmentation.imageio import read_mask
     from segmentation.lesion import lesion_box
+    from segmentation.naming import mask_name
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     out.mkdir(parents=True, exist_ok=True)
@@ -84,7 +85,7 @@ def shoot(out: Path, click_image: str, box_image: str) -> int:
 
     open_image(click_image)
     window.set_tool(Tool.ASSIST)
-    truth = read_mask(masks / f"{click_image}_segmentation.png")
+    truth = read_mask(masks / mask_name(click_image))
     row, col, add = next_click(window.document.mask, truth)
     modifier = Qt.KeyboardModifier.NoModifier if add else Qt.KeyboardModifier.ShiftModifier
     canvas.zoom_by(2.0)
@@ -116,7 +117,7 @@ def shoot(out: Path, click_image: str, box_image: str) -> int:
     open_image(box_image)
     window.set_tool(Tool.BOX)
     window.assist_panel.keep_outside.setChecked(False)
-    rows, cols = lesion_box(read_mask(masks / f"{box_image}_segmentation.png"), 0)
+    rows, cols = lesion_box(read_mask(masks / mask_name(box_image)), 0)
     QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(cols.start, rows.start))
     QTest.mouseMove(viewport, at((cols.start + cols.stop) / 2, (rows.start + rows.stop) / 2))
     QTest.mouseMove(viewport, at(cols.stop, rows.stop))

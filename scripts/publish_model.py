@@ -51,6 +51,7 @@ from segmentation.metrics import (  # noqa: E402
     MetricSummary,
     scores,
 )
+from segmentation.naming import mask_name  # noqa: E402
 from segmentation.network import build_model, count_macs, count_parameters  # noqa: E402
 from segmentation.resources import bundled_weights_path  # noqa: E402
 from segmentation.selftest import selftest_files  # noqa: E402
@@ -186,7 +187,7 @@ def draw_examples(predictor: Predictor, data: Path, ids: list[str], out: Path) -
     figure, axes = plt.subplots(1, len(ids), figsize=(3.2 * len(ids), 2.9))
     for axis, image_id in zip(np.atleast_1d(axes), ids, strict=True):
         image = read_image(data / VALIDATION[0] / f"{image_id}.jpg")
-        truth = read_mask(data / VALIDATION[1] / f"{image_id}_segmentation.png")
+        truth = read_mask(data / VALIDATION[1] / mask_name(image_id))
         prediction = predictor.predict(image).mask
         drawn = image.copy()
         for mask, colour in ((truth, (0, 220, 0)), (prediction, (255, 0, 255))):

@@ -41,13 +41,10 @@ from segmentation.imageio import (
 from segmentation.inference import Predictor
 from segmentation.lesion import LesionSegmentation
 from segmentation.measurements import measure_lesion
+from segmentation.naming import BATCH_SUFFIXES, OUTPUT_IMAGE_SUFFIXES, is_output_name, output_name
 from segmentation.ownership import CHANGED, FOREIGN, OURS, OutputRecord, describe
 from segmentation.tables import csv_bytes, read_csv_rows
 
-MASK_SUFFIX = "_segmentation.png"
-OVERLAY_SUFFIX = "_overlay.jpg"
-PROBABILITY_SUFFIX = "_probability.png"
-GEOJSON_SUFFIX = "_boundary.geojson"
 RESULTS_NAME = "results.csv"
 _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}\.tmp$")  # atomic_write_bytes's temp files
 log = logging.getLogger("lesionlens.batch")
@@ -71,13 +68,13 @@ class BatchItem:
     output_stem: str = ""
 
     def output_path(self, out_dir: Path, suffix: str) -> Path:
-        return out_dir / self.relative.parent / f"{self.output_stem or self.relative.stem}{suffix}"
+        return out_dir / self.relative.parent / output_name(self.output_stem or self.relative.stem, suffix)
 
     def mask_path(self, out_dir: Path) -> Path:
-        return self.output_path(out_dir, MASK_SUFFIX)
+        return self.output_path(out_dir, BATCH_SUFFIXES["mask"])
 
     def overlay_path(self, out_dir: Path) -> Path:
-        return self.output_path(out_dir, OVERLAY_SUFFIX)
+        return self.output_path(out_dir, BATCH_SUFFIXES["overlay"])
 
 
 @dataclass
@@ -92,14 +89,6 @@ class BatchResult:
     @property
     def ok(self) -> bool:
         return self.status in {"ok", "skipped"}
-
-
-OUTPUT_SUFFIXES = (MASK_SUFFIX, OVERLAY_SUFFIX, PROBABILITY_SUFFIX, "_overlay.png")  # batch and GUI-export images
-
-
-def is_output_name(name: str) -> bool:
-    """Files LesionLens itself writes: never taken as inputs, so a rerun does not segment its own masks."""
-    return name.endswith(OUTPUT_SUFFIXES)
 
 
 def collect_inputs(
@@ -196,8 +185,8 @@ def skipped_note(skipped: Counter) -> str:
         notes.append(f"{n} image(s) in subfolders skipped (add --recursive to include them)")
     if n := skipped.get("output_names", 0):
         notes.append(
-            f"{n} file(s) named like LesionLens's own outputs (*{MASK_SUFFIX}, *{OVERLAY_SUFFIX}, "
-            f"*{PROBABILITY_SUFFIX}, *_overlay.png) skipped; rename them to segment them"
+            f"{n} file(s) named like LesionLens's own outputs ({', '.join('*' + s for s in OUTPUT_IMAGE_SUFFIXES)}) "
+            "skipped; rename them to segment them"
         )
     return "; ".join(notes)
 
@@ -268,8 +257,7 @@ class BatchSegmenter:
     def targets(self, item: BatchItem) -> dict[str, Path]:
         """kind -> where this run writes it; the mask comes last (written last: a mask on disk means done)."""
         wanted = {"overlay": self.overlay, "probability": self.probability, "geojson": self.geojson}
-        suffixes = {"overlay": OVERLAY_SUFFIX, "probability": PROBABILITY_SUFFIX, "geojson": GEOJSON_SUFFIX}
-        paths = {kind: item.output_path(self.out_dir, suffixes[kind]) for kind, on in wanted.items() if on}
+        paths = {kind: item.output_path(self.out_dir, BATCH_SUFFIXES[kind]) for kind, on in wanted.items() if on}
         return {**paths, "mask": item.mask_path(self.out_dir)}
 
     def run(

@@ -30,6 +30,7 @@ from segmentation.bundled_model import pinned_sha256
 from segmentation.folderlock import FolderLockedError, output_folder_lock
 from segmentation.imageio import OutputWriteError, write_reason
 from segmentation.inference import DEVICE_CHOICES, Predictor
+from segmentation.naming import BATCH_SUFFIXES
 from segmentation.plain_text import plain_text
 from segmentation.resources import WEIGHTS_ENV, default_weights_path
 from segmentation.weights import WeightsError
@@ -40,7 +41,7 @@ log = logging.getLogger("lesionlens.segment")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lesionlens segment",
-        description="Segment the skin lesion in every image and write <stem>_segmentation.png masks (0 = skin, "
+        description=f"Segment the skin lesion in every image and write <stem>{BATCH_SUFFIXES['mask']} masks (0 = skin, "
         "255 = lesion) plus results.csv into the output folder.",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
@@ -56,14 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threshold", type=float, default=0.5, help="lesion probability threshold, 0 < t < 1 (default 0.5)"
     )
-    parser.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.jpg with the boundary")
+    parser.add_argument(
+        "--overlay", action="store_true", help=f"also write <stem>{BATCH_SUFFIXES['overlay']} with the boundary"
+    )
     parser.add_argument(
         "--save-probability",
         action="store_true",
-        help="also write <stem>_probability.png, the model's probability map as 8-bit grey (0-255 = 0-1)",
+        help=f"also write <stem>{BATCH_SUFFIXES['probability']}, the model's probability map as 8-bit grey "
+        "(0-255 = 0-1)",
     )
     parser.add_argument(
-        "--geojson", action="store_true", help="also write <stem>_boundary.geojson (polygons with holes, pixels)"
+        "--geojson",
+        action="store_true",
+        help=f"also write <stem>{BATCH_SUFFIXES['geojson']} (polygons with holes, pixels)",
     )
     parser.add_argument(
         "--resume",

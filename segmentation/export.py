@@ -36,13 +36,13 @@ from segmentation.imageio import (
     OutputWriteError,
     encode_image,
     encode_mask,
-    mask_path_for,
     sync_folder,
     write_reason,
     write_temp_file,
 )
 from segmentation.lesion import lesion_box
 from segmentation.measurements import REGION_CHOICES, LesionMeasurements, measure_lesion
+from segmentation.naming import EXPORT_SUFFIXES, output_name
 from segmentation.ownership import ABSENT, OURS, OutputRecord, describe, sha256_of
 from segmentation.tables import csv_bytes
 
@@ -57,11 +57,6 @@ __all__ = [
 
 EXPORT_KINDS: tuple[str, ...] = ("mask", "overlay", "boundary", "measurements")
 _OVERLAY_BAND_ROWS = 512
-_SUFFIXES = {
-    "overlay": "_overlay.png",
-    "boundary": "_boundary.geojson",
-    "measurements": "_measurements.csv",
-}
 
 
 @dataclass(frozen=True)
@@ -146,12 +141,7 @@ def export_paths(image_path: Path, out_dir: Path, kinds: Iterable[str] = EXPORT_
     """Where each kind is written: ``<stem>_segmentation.png`` (ISIC naming), ``<stem>_overlay.png``,
     ``<stem>_boundary.geojson``, ``<stem>_measurements.csv``, in ``out_dir``."""
     stem = Path(image_path).stem
-    paths: dict[str, Path] = {}
-    for kind in _check_kinds(kinds):
-        paths[kind] = (
-            mask_path_for(image_path, out_dir) if kind == "mask" else Path(out_dir) / f"{stem}{_SUFFIXES[kind]}"
-        )
-    return paths
+    return {kind: Path(out_dir) / output_name(stem, EXPORT_SUFFIXES[kind]) for kind in _check_kinds(kinds)}
 
 
 def _is_same_file(a: Path, b: Path) -> bool:

@@ -31,6 +31,8 @@ SUPPORTED_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp
 #: Image formats clinicians have but LesionLens does not read. Folder scans list them too, so each gets a clear
 #: "not supported" message (DICOM, HEIC, GIF...) instead of being skipped in silence.
 UNSUPPORTED_EXTENSIONS: frozenset[str] = frozenset({".dcm", ".dicom", ".gif", ".heic", ".heif", ".webp"})
+#: The largest image any reader decodes (the batch and the CLI may be given another limit).
+MAX_MEGAPIXELS = 120.0
 _EXPORT_HINT = "export the image as JPEG, PNG or TIFF"
 _CV_LOG_LOCK = threading.Lock()
 # Pillow warns (on stderr) about a TIFF's damaged EXIF block; the file is still read, or refused with our message.
@@ -82,11 +84,6 @@ def is_image_path(path: str | os.PathLike[str]) -> bool:
 def is_unsupported_image_path(path: str | os.PathLike[str]) -> bool:
     """True for image formats we refuse with a message (DICOM, GIF, HEIC, WebP), by suffix."""
     return Path(path).suffix.lower() in UNSUPPORTED_EXTENSIONS
-
-
-def mask_path_for(image_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
-    """ISIC naming: ``<out_dir>/<stem>_segmentation.png``."""
-    return Path(out_dir) / f"{Path(image_path).stem}_segmentation.png"
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -260,7 +257,9 @@ _ORIENT = {  # EXIF orientation -> transform, same result as PIL.ImageOps.exif_t
 }
 
 
-def _decode(path: str | os.PathLike[str], max_megapixels: float) -> np.ndarray:
+def _decode(path: str | os.PathLike[str], max_megapixels: float, draft: int = 0) -> np.ndarray:
+    """The pixels, orientation applied. ``draft``: a JPEG may decode at a reduced scale (1/2 to 1/8, by DCT
+    scaling), as long as both sides stay at least ``draft`` pixels."""
     path = Path(path)
     with _reading(path) as fp:
         hdr = _header(fp, path)
@@ -276,6 +275,8 @@ def _decode(path: str | os.PathLike[str], max_megapixels: float) -> np.ndarray:
                 if a is None:
                     raise ImageReadError(path, "truncated or corrupt TIFF")
             else:
+                if draft and hdr.fmt == "JPEG":
+                    hdr.image.draft(hdr.image.mode, (draft, draft))
                 im = _load(fp, path, hdr)
                 if hdr.fmt == "TIFF" and ExifTags.Base.Orientation not in im.tag_v2:
                     hdr.orientation = 1  # Pillow >= 12 applies TIFF orientation on load itself
@@ -304,7 +305,7 @@ def _load(fp: BinaryIO, path: Path, hdr: _Header) -> Image.Image:
     return im
 
 
-def read_image(path: str | os.PathLike[str], *, max_megapixels: float = 120.0) -> np.ndarray:
+def read_image(path: str | os.PathLike[str], *, max_megapixels: float = MAX_MEGAPIXELS) -> np.ndarray:
     """Read a JPEG, PNG, BMP or TIFF as an RGB uint8 HxWx3 C-contiguous array, EXIF orientation applied.
 
     The format is detected from content, not suffix. Alpha is dropped; 16-bit data is reduced with
@@ -319,13 +320,28 @@ def read_image(path: str | os.PathLike[str], *, max_megapixels: float = 120.0) -
     return np.ascontiguousarray(a)
 
 
-def read_mask(path: str | os.PathLike[str], *, max_megapixels: float = 120.0) -> np.ndarray:
+def read_mask(path: str | os.PathLike[str], *, max_megapixels: float = MAX_MEGAPIXELS) -> np.ndarray:
     """Read a ground-truth mask as bool HxW (pixel > 127 is lesion, so JPEG-compressed masks from old
     ISIC releases work; multi-channel masks use their first channel)."""
     a = _decode(path, max_megapixels)
     if a.ndim == 3:
         a = a[..., 0]
     return np.ascontiguousarray(a > 127)
+
+
+def read_thumbnail(path: str | os.PathLike[str], size: int) -> np.ndarray:
+    """A preview of the image, RGB uint8, its longer side at most ``size``: read like :func:`read_image` (same
+    formats, pixel limit and errors), but a JPEG decodes at a reduced scale, so a 24-megapixel photo takes
+    milliseconds."""
+    a = _decode(path, MAX_MEGAPIXELS, draft=2 * size)
+    height, width = a.shape[:2]
+    scale = size / max(height, width)
+    if scale < 1:
+        shape = (max(1, round(width * scale)), max(1, round(height * scale)))
+        a = cv2.resize(np.ascontiguousarray(a), shape, interpolation=cv2.INTER_AREA)
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(a)
 
 
 def read_image_size(path: str | os.PathLike[str]) -> tuple[int, int]:

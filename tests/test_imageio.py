@@ -22,7 +22,6 @@ from segmentation.imageio import (
     UnsupportedImageError,
     atomic_write_bytes,
     is_image_path,
-    mask_path_for,
     read_image,
     read_image_size,
     read_mask,
@@ -211,6 +210,39 @@ def test_custom_megapixel_limit(tmp_path: Path) -> None:
     _expect(p, "over the limit of 0.005 megapixels", max_megapixels=0.005)
 
 
+def test_thumbnail_of_a_rotated_jpeg_decodes_at_reduced_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = np.zeros((1200, 1600, 3), np.uint8)
+    src[:, :800], src[:, 800:] = RED, BLUE
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    p = _save(tmp_path / "big.jpg", src, exif=exif, quality=90)
+    decoded: list[tuple[int, int]] = []
+    real_pixels = imageio._pil_pixels
+    monkeypatch.setattr(imageio, "_pil_pixels", lambda im: decoded.append(im.size) or real_pixels(im))
+    a = imageio.read_thumbnail(p, 64)
+    assert decoded == [(200, 150)]  # 1/8 scale: still at least twice the thumbnail on each side
+    _check_rgb(a, (64, 48))  # rotated 90 degrees clockwise, like read_image
+    assert (np.abs(a[5:27].astype(int) - RED) < 40).all()
+    assert (np.abs(a[37:59].astype(int) - BLUE) < 40).all()
+
+
+def test_thumbnail_of_a_small_grey_png_keeps_its_size(tmp_path: Path) -> None:
+    p = _save(tmp_path / "grey.png", np.full((20, 30), 77, np.uint8))
+    a = imageio.read_thumbnail(p, 64)
+    _check_rgb(a, (20, 30))
+    assert (a == 77).all()
+
+
+def test_thumbnail_has_the_readers_pixel_limit(tmp_path: Path) -> None:
+    data = bytearray((_save(tmp_path / "one.png", _rgb(1, 1))).read_bytes())
+    data[16:24] = struct.pack(">II", 12000, 11000)  # 132 megapixels
+    data[29:33] = struct.pack(">I", zlib.crc32(data[12:29]))
+    p = tmp_path / "huge.png"
+    p.write_bytes(data)
+    with pytest.raises(ImageReadError, match="over the limit of 120 megapixels"):
+        imageio.read_thumbnail(p, 64)
+
+
 def test_empty_file(tmp_path: Path) -> None:
     (tmp_path / "scan 1.jpg").write_bytes(b"")
     _expect(tmp_path / "scan 1.jpg", "file is empty (0 bytes)")
@@ -339,7 +371,7 @@ def test_write_mask_roundtrip(tmp_path: Path, dtype_values: tuple[type, tuple[in
     dtype, (off, on) = dtype_values
     m = np.full((9, 13), off, dtype)
     m[2:5, 3:11] = on
-    p = write_mask(mask_path_for(tmp_path / "ISIC_001.jpg", tmp_path), m)
+    p = write_mask(tmp_path / "ISIC_001_segmentation.png", m)
     assert p == tmp_path / "ISIC_001_segmentation.png"
     with Image.open(p) as im:
         assert im.mode == "L" and im.size == (13, 9)
@@ -411,4 +443,3 @@ def test_write_image_rejects_bad_input(tmp_path: Path) -> None:
 def test_paths() -> None:
     assert {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"} == SUPPORTED_EXTENSIONS
     assert is_image_path("a/B.JPG") and is_image_path(Path("x.Tiff")) and not is_image_path("x.dcm")
-    assert mask_path_for("/data/ISIC_0000001.jpg", "out") == Path("out/ISIC_0000001_segmentation.png")

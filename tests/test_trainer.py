@@ -414,7 +414,7 @@ def test_gpu_script_runs_on_cpu_and_writes_at_most_eight_files(tmp_path):
     ids=["2016", "2017", "2018"],
 )
 def test_official_isic_layouts_are_found(tmp_path, image_folder, mask_folder, mask_suffix):
-    from trainer.data import find_split
+    from trainer.data import find_samples, isic_split_folders
 
     (tmp_path / image_folder).mkdir()
     (tmp_path / mask_folder).mkdir()
@@ -422,7 +422,7 @@ def test_official_isic_layouts_are_found(tmp_path, image_folder, mask_folder, ma
     for index in range(3):
         Image.new("RGB", (8, 8)).save(tmp_path / image_folder / f"ISIC_{index:07d}.jpg")
         Image.new("L", (8, 8)).save(tmp_path / mask_folder / f"ISIC_{index:07d}{mask_suffix}")
-    samples = find_split(tmp_path, "Training")
+    samples = find_samples(*isic_split_folders(tmp_path, "Training"))
     assert [s.image.name for s in samples] == [f"ISIC_{i:07d}.jpg" for i in range(3)]
     assert all(s.mask.exists() for s in samples)
 

@@ -17,6 +17,7 @@ from filelock import FileLock
 from torch.utils.data import Dataset
 
 from segmentation.imageio import atomic_write_bytes, read_image, read_mask
+from segmentation.naming import mask_name
 from segmentation.preprocessing import Preprocessing, normalise, resize_for_model
 from segmentation.private_files import PRIVATE_FILE_MODE, private_folder
 
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from trainer.config import TrainConfig
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-MASK_SUFFIX = "_segmentation.png"
 CACHE_VERSION = 2
 
 
@@ -82,22 +82,17 @@ def find_samples(images_dir: str | os.PathLike, masks_dir: str | os.PathLike) ->
     )
     if not images:
         raise DatasetError(f"{images_dir}: no images (.jpg/.png) found")
-    # ISIC 2016 spells the suffix "_Segmentation.png": match it case-insensitively.
+    # ISIC 2016 spells the suffix "_Segmentation.png": match it case-insensitively (segmentation.naming).
     masks = {p.name.lower(): p for p in masks_dir.iterdir()}
     samples, missing = [], []
     for image in images:
-        expected = f"{image.stem}{MASK_SUFFIX}"
+        expected = mask_name(image.stem)
         mask = masks.get(expected.lower(), masks_dir / expected)
         (samples if mask.is_file() else missing).append(Sample(image, mask))
     if missing:
         names = ", ".join(s.mask.name for s in missing[:3])
         raise DatasetError(f"{masks_dir}: {len(missing)} masks missing (e.g. {names})")
     return samples
-
-
-def find_split(root: str | os.PathLike, split: str) -> list[Sample]:
-    """Samples of one split of an official ISIC folder."""
-    return find_samples(*isic_split_folders(root, split))
 
 
 class CachedSplit:
@@ -406,5 +401,4 @@ __all__ = [
     "SegmentationDataset",
     "Source",
     "find_samples",
-    "find_split",
 ]

@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 
 from segmentation.imageio import read_image, read_mask, write_image, write_mask
-from trainer.data import MASK_SUFFIX, find_samples
+from segmentation.naming import mask_name
+from trainer.data import find_samples
 from trainer.splits import held_out_image_ids
 
 CROP_MARGIN = 8  # pixels kept clear of the expert's lesion around a plain-skin crop
@@ -66,7 +67,7 @@ def write_plain_skin_folder(pairs: list[tuple[Path, Path]], out: Path) -> PlainS
                 skipped += 1
                 continue
             name = f"{sample.image.stem}{CROP_SUFFIX}"
-            image_path, mask_path = out / "images" / f"{name}.png", out / "masks" / f"{name}{MASK_SUFFIX}"
+            image_path, mask_path = out / "images" / f"{name}.png", out / "masks" / mask_name(name)
             if image_path.exists() and mask_path.exists():
                 written += 1
                 continue

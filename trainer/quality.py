@@ -33,6 +33,7 @@ from segmentation.imageio import atomic_write_bytes, read_image, read_mask
 from segmentation.inference import Predictor, upsample_probability
 from segmentation.lesion import binarise
 from segmentation.metrics import ConfusionCounts, scores
+from segmentation.naming import mask_name
 from segmentation.quality import FEATURE_DESCRIPTIONS, QualityEstimator, quality_features, transform_feature
 from segmentation.weights import read_model_info, rewrite_metadata
 from trainer.plain_skin import CROP_MARGIN, CROP_MIN_HEIGHT, plain_skin_crop
@@ -55,13 +56,13 @@ BOOTSTRAP = 1000
 def dataset_items(ham: Path, isic_validation: tuple[Path, Path]) -> list[tuple[str, str, Path, Path]]:
     """(set, image id, image, expert mask) for the HAM hold-out and the ISIC 2017 validation set."""
     items = [
-        ("ham", i, ham / "images" / f"{i}.jpg", ham / "masks" / f"{i}_segmentation.png")
+        ("ham", i, ham / "images" / f"{i}.jpg", ham / "masks" / mask_name(i))
         for i in HoldoutSplit.load(HAM10000_HOLDOUT).image_ids
     ]
     images, masks = isic_validation
     for path in sorted(images.glob("ISIC_*.jpg")):
         if not path.stem.endswith("_superpixels"):
-            items.append(("isic", path.stem, path, masks / f"{path.stem}_segmentation.png"))
+            items.append(("isic", path.stem, path, masks / mask_name(path.stem)))
     return items
 
 

@@ -17,6 +17,7 @@ from PySide6.QtTest import QTest
 
 from app.canvas import PICK_EDGE_PX, LesionCanvas, Tool
 from app.document import LesionDocument
+from segmentation.editing import VertexRef
 from segmentation.export import OverlayStyle
 from segmentation.lesion import LesionSegmentation
 
@@ -206,7 +207,7 @@ def test_insert_and_delete_vertex(canvas: LesionCanvas, document: LesionDocument
     # ...and by selecting one and pressing Delete.
     vx, vy = canvas.polygons[0][3]
     click(canvas, vx, vy)
-    assert canvas.selected_vertex == (0, 3)
+    assert canvas.selected_vertex == VertexRef(0, 3)
     QTest.keyClick(canvas, Qt.Key.Key_Delete)
     assert vertex_count(canvas) == count - 1
     assert document.undo_stack.count() == 3
