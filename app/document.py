@@ -16,10 +16,11 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoGroup, QUndoStack
 
-from segmentation.calibration import Calibration, calibration_record
+from segmentation.calibration import Calibration
 from segmentation.lesion import LesionSegmentation
 from segmentation.measurements import LesionMeasurements, measure_lesion
 from segmentation.postprocess import clean_up
+from segmentation.provenance import ModelIdentity, result_provenance
 from segmentation.quality import QualityAssessment
 
 UNDO_LIMIT = 100
@@ -319,15 +320,23 @@ class LesionDocument(QObject):
         self.regions = regions
         self.calibrationChanged.emit()  # the same consequence: the numbers are measured again
 
+    @property
+    def model(self) -> ModelIdentity:
+        """The model behind the mask: the open result's, or the one a loaded mask's record names."""
+        if self.segmentation is not None:
+            return self.segmentation.model
+        return ModelIdentity.from_record(self.mask_source or {})
+
     def provenance(self) -> dict:
-        segmentation, source = self.segmentation, self.mask_source or {}
+        """The export's record: the result's provenance (segmentation.provenance), what is measured, the quality."""
         return {
-            "model": segmentation.model_name if segmentation else source.get("model", ""),
-            "model_sha256": segmentation.model_sha256 if segmentation else source.get("model_sha256", ""),
-            "threshold": self.threshold,
-            "cleanup": "+".join(self.cleanup) or "none",
-            "edited": self.edited,
-            **calibration_record(self.calibration),
+            **result_provenance(
+                self.model,
+                threshold=self.threshold,
+                cleanup=self.cleanup,
+                edited=self.edited,
+                calibration=self.calibration,
+            ),
             "measured_regions": self.regions,
             **_quality_provenance(self.quality()),
         }

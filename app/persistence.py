@@ -151,6 +151,6 @@ class AutosaveController(QObject):
             mm_per_pixel=document.mm_per_pixel,
             calibration_source=document.calibration.source if document.calibration else "",
             calibration_profile=document.calibration.profile if document.calibration else "",
-            model_sha256=segmentation.model_sha256 if segmentation else self.model_sha256,
+            model_sha256=segmentation.model.sha256 if segmentation else self.model_sha256,
             edited_at=document.edited_at,
         )

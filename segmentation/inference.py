@@ -13,6 +13,7 @@ import torch
 from segmentation.backends import Backend, build_backend
 from segmentation.lesion import DEFAULT_THRESHOLD, LesionSegmentation
 from segmentation.preprocessing import prepare_input
+from segmentation.provenance import ModelIdentity
 from segmentation.weights import ModelInfo, file_sha256, load_weights
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -74,6 +75,17 @@ class Predictor:
     def device_description(self) -> str:
         return describe_device(self.device, self.backend.name)
 
+    @property
+    def identity(self) -> ModelIdentity:
+        """The model and where it runs, as every result's provenance records it."""
+        return ModelIdentity(
+            name=self.info.name,
+            sha256=self.weights_sha256,
+            created=self.info.created,
+            device=self.device_description,
+            backend=self.backend.name,
+        )
+
     def predict_probability(self, image: np.ndarray) -> np.ndarray:
         """Lesion probability (float32 HxW, 0-1) at the image's own size."""
         return self.predict_probabilities([image])[0]
@@ -90,9 +102,7 @@ class Predictor:
         return LesionSegmentation(
             probability=probability,
             threshold=threshold,
-            model_name=self.info.name,
-            model_sha256=self.weights_sha256,
-            device=self.device_description,
+            model=self.identity,
             model_probability=model_probability,
             quality_model=self.info.quality,
         )

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from segmentation.calibration import Calibration
+from segmentation.provenance import ModelIdentity, result_provenance
 from segmentation.quality import QualityAssessment, QualityEstimator, assess_quality, quality_features
 
 DEFAULT_THRESHOLD = 0.5
@@ -31,7 +33,7 @@ def lesion_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
 class LesionSegmentation:
     """A lesion mask with its probability map, threshold and provenance; no Qt, no torch.
 
-    ``model_sha256`` is the SHA-256 of the weights *file* (what ``sha256sum`` prints), which anyone can check.
+    ``model`` names the model that made it and where it ran (:class:`ModelIdentity`).
 
     ``probability`` is float32 HxW at the image's own size. ``mask`` is the bool mask for ``threshold`` unless a
     clinician edited it (then ``edited`` is True and the threshold no longer defines it). ``model_probability`` is
@@ -41,9 +43,7 @@ class LesionSegmentation:
 
     probability: np.ndarray
     threshold: float = DEFAULT_THRESHOLD
-    model_name: str = ""
-    model_sha256: str = ""
-    device: str = ""
+    model: ModelIdentity = field(default_factory=ModelIdentity)
     mask: np.ndarray = field(default=None)  # type: ignore[assignment]
     edited: bool = False
     cleanup: tuple[str, ...] = ()
@@ -74,18 +74,6 @@ class LesionSegmentation:
     def shape(self) -> tuple[int, int]:
         return self.probability.shape  # type: ignore[return-value]
 
-    def with_threshold(self, threshold: float) -> LesionSegmentation:
-        """The model's mask at another threshold (what the GUI slider shows)."""
-        return LesionSegmentation(
-            probability=self.probability,
-            threshold=threshold,
-            model_name=self.model_name,
-            model_sha256=self.model_sha256,
-            device=self.device,
-            model_probability=self.model_probability,
-            quality_model=self.quality_model,
-        )
-
     def quality(self, mask: np.ndarray | None = None, threshold: float | None = None) -> QualityAssessment:
         """Estimated Dice and review flags of ``mask`` (default: this result's mask)."""
         return assess_quality(
@@ -95,12 +83,8 @@ class LesionSegmentation:
             self.threshold if threshold is None else threshold,
         )
 
-    def provenance(self) -> dict[str, str | float | bool]:
-        return {
-            "model": self.model_name,
-            "model_sha256": self.model_sha256,
-            "threshold": self.threshold,
-            "cleanup": "+".join(self.cleanup) or "none",
-            "edited": self.edited,
-            "device": self.device,
-        }
+    def provenance(self, calibration: Calibration | None = None) -> dict[str, object]:
+        """This result's provenance record (:func:`segmentation.provenance.result_provenance`)."""
+        return result_provenance(
+            self.model, threshold=self.threshold, cleanup=self.cleanup, edited=self.edited, calibration=calibration
+        )

@@ -62,10 +62,13 @@ def test_predict_mask_is_probability_at_threshold(predictor: Predictor, rgb_imag
     np.testing.assert_array_equal(result.mask, probability >= threshold)
     assert result.mask.dtype == np.bool_
     assert result.threshold == threshold
-    assert result.model_name == UNTRAINED_NAME
+    assert result.model.name == UNTRAINED_NAME
     # The model's identity is its weights file's SHA-256, as sha256sum prints it, not the tensor hash.
-    assert result.model_sha256 == hashlib.sha256(predictor.weights_path.read_bytes()).hexdigest()
-    assert result.model_sha256 != predictor.info.sha256
+    assert result.model.sha256 == hashlib.sha256(predictor.weights_path.read_bytes()).hexdigest()
+    assert result.model.sha256 != predictor.info.sha256
+    # ...and it says where it ran: the device and the engine (the provenance of every export).
+    assert (result.model.device, result.model.backend) == (predictor.device_description, predictor.backend.name)
+    assert result.model.backend
 
 
 def test_batch_equals_single_predictions(predictor: Predictor, rgb_image) -> None:

@@ -33,7 +33,7 @@ def test_open_and_segment_off_the_gui_thread(window: MainWindow, image_folder: P
         window.open_paths([path])
     returned_path, segmentation = blocker.args[0]
     assert returned_path == path
-    assert segmentation.model_name == "untrained-test-model"
+    assert segmentation.model.name == "untrained-test-model"
     qtbot.waitUntil(lambda: window.document.segmentation is segmentation)
     assert window.document.mask.shape == (48, 64)
     assert not window.status.is_busy()
