@@ -396,7 +396,7 @@ class MainWindow(QMainWindow):
             self._pending_segment = self.model.runner.busy
             return
         self._pending_segment = False
-        self.segmenter.start(segment_task, self.predictor, doc.path, doc.image, doc.threshold)
+        self.segmenter.start(segment_task, self.predictor, doc.path, doc.image)
 
     def cancel_segmentation(self) -> None:
         """Esc: stop the segmentation or the box re-segmentation in progress."""

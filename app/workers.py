@@ -197,10 +197,11 @@ def load_predictor_task(
 
 
 def segment_task(
-    context: TaskContext, predictor: Predictor, path: Path, image: np.ndarray, threshold: float
+    context: TaskContext, predictor: Predictor, path: Path, image: np.ndarray
 ) -> tuple[Path, LesionSegmentation]:
-    """Run the network; returns (path, LesionSegmentation) so a late result is never applied to another image."""
-    return path, predictor.predict(image, threshold)
+    """Run the network; returns (path, LesionSegmentation) so a late result is never applied to another image. The
+    document shows the result at its own threshold (LesionDocument.set_segmentation)."""
+    return path, predictor.predict(image)
 
 
 def folder_quality_task(

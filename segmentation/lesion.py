@@ -31,17 +31,20 @@ def lesion_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
 
 @dataclass
 class LesionSegmentation:
-    """A lesion mask with its probability map, threshold and provenance; no Qt, no torch.
+    """The one lesion result: mask with its probability map, threshold, edits, clean-up and provenance; no Qt, no
+    torch. The predictor makes it, the GUI's document holds and edits it, export and autosave write it, the batch
+    reads it; its quality flags (:meth:`quality`) and provenance (:meth:`provenance`) are derived from it.
 
     ``model`` names the model that made it and where it ran (:class:`ModelIdentity`).
 
-    ``probability`` is float32 HxW at the image's own size. ``mask`` is the bool mask for ``threshold`` unless a
+    ``probability`` is float32 HxW at the image's own size, or None for a mask without the model's map (an autosave
+    restored before the model ran, a batch's mask file). ``mask`` is the bool mask for ``threshold`` unless a
     clinician edited it (then ``edited`` is True and the threshold no longer defines it). ``model_probability`` is
     the map at the model's own resolution and ``quality_model`` the weights' estimator (both optional): with them
     the result carries an estimated Dice, and a faint outline on plain skin becomes "no lesion found" (empty mask).
     """
 
-    probability: np.ndarray
+    probability: np.ndarray | None
     threshold: float = DEFAULT_THRESHOLD
     model: ModelIdentity = field(default_factory=ModelIdentity)
     mask: np.ndarray = field(default=None)  # type: ignore[assignment]
@@ -52,6 +55,8 @@ class LesionSegmentation:
 
     def __post_init__(self) -> None:
         if self.mask is None:
+            if self.probability is None:
+                raise ValueError("a result without a probability map needs its mask")
             self.mask = self.model_mask(self.threshold)
 
     def no_lesion_at(self, threshold: float) -> bool:
@@ -65,6 +70,8 @@ class LesionSegmentation:
 
     def model_mask(self, threshold: float) -> np.ndarray:
         """The model's mask at ``threshold``: empty when the no-lesion rule says the image shows plain skin."""
+        if self.probability is None:
+            raise ValueError("this mask has no probability map to threshold")
         mask = binarise(self.probability, threshold)
         if self.no_lesion_at(threshold):
             mask[:] = False
@@ -72,7 +79,20 @@ class LesionSegmentation:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.probability.shape  # type: ignore[return-value]
+        return self.mask.shape  # type: ignore[return-value]
+
+    def set_threshold(self, threshold: float) -> bool:
+        """The model's mask at ``threshold`` (the slider), in place. Refused (False) once the mask is edited: an
+        edited mask keeps the threshold it was made from, so the provenance stays true. Without a probability map
+        only the threshold is recorded (False: the mask did not change)."""
+        if self.edited:
+            return False
+        if self.probability is None:
+            self.threshold = float(threshold)
+            return False
+        mask = self.model_mask(threshold)  # checks the threshold first
+        self.threshold, self.mask = float(threshold), mask
+        return True
 
     def quality(self, mask: np.ndarray | None = None, threshold: float | None = None) -> QualityAssessment:
         """Estimated Dice and review flags of ``mask`` (default: this result's mask)."""

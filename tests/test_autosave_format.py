@@ -10,7 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from segmentation.autosave import AutosaveStore, autosave_key
+from segmentation.autosave import AutosaveStore, autosave_key, saved_state
+from segmentation.calibration import Calibration
+from segmentation.lesion import LesionSegmentation
+from segmentation.provenance import ModelIdentity
 
 SAVED = Path(__file__).parent / "data" / "autosave_v1"
 
@@ -41,3 +44,29 @@ def test_an_autosave_of_format_1_still_loads(tmp_path: Path) -> None:
     assert calibration == (0.02, "profile", "DermLite DL4")
     assert state.model_sha256 == "ab" * 32
     assert (state.saved_at, state.edited_at) == ("2026-12-01T10:00:00+00:00", "2026-12-01T09:59:30+00:00")
+
+
+def test_a_result_is_saved_without_its_probability_map_in_the_same_format(tmp_path: Path) -> None:
+    """The state built from a lesion result writes the same JSON keys as format 1 and reads back as that result."""
+    probability = np.zeros((24, 32), np.float32)
+    probability[4:16, 6:22] = 0.9
+    result = LesionSegmentation(probability, 0.35, ModelIdentity("m", "ab" * 32))
+    result.mask[8:10, 10:12] = False
+    result.edited, result.cleanup = True, ("fill_holes", "keep_largest")
+    calibration = Calibration(0.02, "profile", "DermLite DL4")
+    image = Path(shutil.copy(SAVED / "lesion.png", tmp_path / "lesion.png"))
+    store = AutosaveStore(tmp_path / "autosave")
+
+    store.save(image, saved_state(result, calibration=calibration, edited_at="2026-12-01T09:59:30+00:00"))
+
+    written = json.loads((store.folder / f"{autosave_key(image)}.json").read_text(encoding="utf-8"))
+    assert set(written) == set(json.loads((SAVED / "state.json").read_text(encoding="utf-8")))
+    state = store.load(image, (24, 32))
+    np.testing.assert_array_equal(state.mask, result.mask)
+    assert (state.threshold, state.edited, state.cleanup) == (0.35, True, ("fill_holes", "keep_largest"))
+    assert (state.mm_per_pixel, state.calibration_source, state.calibration_profile) == (
+        0.02,
+        "profile",
+        "DermLite DL4",
+    )
+    assert state.model_sha256 == "ab" * 32 and state.edited_at == "2026-12-01T09:59:30+00:00"

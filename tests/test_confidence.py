@@ -150,6 +150,39 @@ def test_no_lesion_rule_empties_a_faint_outline() -> None:
     assert LesionSegmentation(faint, model_probability=small).mask.any(), "no rule without an estimator"
 
 
+def test_set_threshold_rebinarises_the_result_in_place() -> None:
+    probability = _blurry_disc(radius=50, ramp=30, size=SIZE)
+    result = LesionSegmentation(probability, threshold=0.5, model=ModelIdentity("untrained-test-model", "ab"))
+    at_half = result.mask.sum()
+    assert result.set_threshold(0.2)
+    np.testing.assert_array_equal(result.mask, probability >= 0.2)
+    assert result.mask.sum() > at_half and result.threshold == 0.2
+    assert result.set_threshold(0.8)
+    np.testing.assert_array_equal(result.mask, probability >= 0.8)
+    assert result.model == ModelIdentity("untrained-test-model", "ab"), "the model stays"
+    with pytest.raises(ValueError, match="threshold"):
+        result.set_threshold(1.5)
+    assert result.threshold == 0.8, "a refused threshold changes nothing"
+
+
+def test_set_threshold_keeps_an_edited_mask_and_its_threshold() -> None:
+    probability = _crisp_disc()
+    hand_drawn = np.zeros(SIZE, dtype=bool)
+    edited = LesionSegmentation(probability, 0.4, mask=hand_drawn, edited=True, cleanup=("fill_holes",))
+    assert not edited.set_threshold(0.6)
+    assert edited.mask is hand_drawn and edited.threshold == 0.4 and edited.cleanup == ("fill_holes",)
+
+
+def test_a_result_without_a_probability_map_keeps_its_mask() -> None:
+    mask = _crisp_disc() >= 0.5
+    restored = LesionSegmentation(None, 0.3, mask=mask)
+    assert not restored.set_threshold(0.7)
+    assert restored.mask is mask and restored.threshold == 0.7
+    assert restored.shape == SIZE and restored.quality().estimated_dice is None
+    with pytest.raises(ValueError, match="probability"):
+        LesionSegmentation(None, 0.5)
+
+
 def test_provenance() -> None:
     model = ModelIdentity(name="untrained-test-model", device="CPU (2 threads, PyTorch)", backend="PyTorch")
     segmentation = LesionSegmentation(_crisp_disc(), threshold=0.4, model=model)

@@ -47,7 +47,7 @@ def test_cancel_frees_the_ui_and_discards_the_late_result(window: MainWindow, im
     release = threading.Event()
     real_predict = window.predictor.predict
 
-    def slow_predict(image, threshold):
+    def slow_predict(image, threshold=0.5):
         release.wait(10)
         return real_predict(image, threshold)
 

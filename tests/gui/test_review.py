@@ -284,7 +284,7 @@ def test_opening_a_batch_row_shows_the_written_mask_without_segmenting(
     Image.fromarray(written.astype(np.uint8) * 255).save(out / "lesion_1_segmentation.png")
     calls: list[int] = []
     real_predict = window.predictor.predict
-    window.predictor.predict = lambda image, threshold: calls.append(1) or real_predict(image, threshold)
+    window.predictor.predict = lambda image, threshold=0.5: calls.append(1) or real_predict(image, threshold)
 
     dialog.table.sortItems(0)
     row = next(r for r in range(3) if dialog.table.item(r, 0).text() == "lesion_1.png")
