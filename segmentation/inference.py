@@ -14,7 +14,7 @@ from segmentation.backends import Backend, build_backend
 from segmentation.lesion import DEFAULT_THRESHOLD, LesionSegmentation
 from segmentation.preprocessing import prepare_input
 from segmentation.provenance import ModelIdentity
-from segmentation.weights import ModelInfo, file_sha256, load_weights
+from segmentation.weights import file_sha256, load_weights
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
@@ -68,10 +68,6 @@ class Predictor:
         self.model = model.to(self.device).eval()  # the PyTorch network (hooks, export); may not be what runs
 
     @property
-    def model_info(self) -> ModelInfo:
-        return self.info
-
-    @property
     def device_description(self) -> str:
         return describe_device(self.device, self.backend.name)
 
@@ -92,18 +88,12 @@ class Predictor:
 
     def predict(self, image: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> LesionSegmentation:
         """Probability map and binary mask for ``threshold``, with the model's provenance and quality estimator."""
-        small = self.model_probabilities([image])[0]
-        return self.segmentation_from(upsample_probability(small, image.shape[:2]), threshold, small)
-
-    def segmentation_from(
-        self, probability: np.ndarray, threshold: float = DEFAULT_THRESHOLD, model_probability: np.ndarray | None = None
-    ) -> LesionSegmentation:
-        """``model_probability``: the map at the model's resolution (gives the estimated Dice and no-lesion rule)."""
+        small = self.model_probabilities([image])[0]  # the model's own resolution: the estimated Dice, no-lesion rule
         return LesionSegmentation(
-            probability=probability,
+            probability=upsample_probability(small, image.shape[:2]),
             threshold=threshold,
             model=self.identity,
-            model_probability=model_probability,
+            model_probability=small,
             quality_model=self.info.quality,
         )
 

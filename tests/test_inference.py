@@ -33,7 +33,7 @@ def test_predictor_reports_the_untrained_model(
     predictor: Predictor, tiny_weights: Path, tiny_preprocessing: Preprocessing
 ) -> None:
     assert predictor.device == torch.device("cpu")
-    assert predictor.model_info.name == UNTRAINED_NAME
+    assert predictor.info.name == UNTRAINED_NAME
     assert predictor.info.preprocessing == tiny_preprocessing
     assert predictor.weights_path == tiny_weights
     assert predictor.device_description.startswith("CPU")
