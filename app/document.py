@@ -134,6 +134,10 @@ class LesionDocument(QObject):
         """The model behind the mask (the result's; a batch's mask names the model its run recorded)."""
         return ModelIdentity() if self.result is None else self.result.model
 
+    def snapshot(self) -> LesionSegmentation | None:
+        """The result as it is now, for a worker: its own copy of the mask (the maps are shared, never written)."""
+        return None if self.result is None else replace(self.result, mask=self.result.mask.copy())
+
     def _blank_result(self) -> LesionSegmentation:
         """An empty mask to edit before any result arrived (the clinician outlines the lesion by hand)."""
         self.result = LesionSegmentation(None, self._threshold, mask=np.zeros(self.image.shape[:2], bool))

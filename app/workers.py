@@ -215,18 +215,17 @@ def folder_quality_task(
 def analyse_task(
     context: TaskContext,
     path: Path,
-    mask: np.ndarray,
+    result: LesionSegmentation,
     image: np.ndarray,
     mm_per_pixel: float | None,
-    segmentation: LesionSegmentation | None,
-    threshold: float,
     regions: str = "largest",
 ) -> tuple[Path, LesionMeasurements | None, QualityAssessment | None]:
-    """Measurements and the quality estimate of the current mask (off the GUI thread; the measurements take about a
-    tenth of a second on a 12-megapixel photo, see benchmarks/measure_edit.py)."""
-    measurements = measure_lesion(mask, image, mm_per_pixel=mm_per_pixel, regions=regions)
+    """Measurements and the quality estimate of the lesion result (a snapshot: LesionDocument.snapshot), off the GUI
+    thread; the measurements take about a tenth of a second on a 12-megapixel photo, see benchmarks/measure_edit.py.
+    The quality estimate needs the model's map: None for a mask without one."""
+    measurements = measure_lesion(result.mask, image, mm_per_pixel=mm_per_pixel, regions=regions)
     context.progress((path, measurements))  # shown at once, ahead of the quality estimate
-    quality = None if segmentation is None else segmentation.quality(mask, threshold)
+    quality = None if result.probability is None else result.quality()
     return path, measurements, quality
 
 
