@@ -54,6 +54,8 @@ from segmentation.batch import (
 from segmentation.folderlock import output_folder_lock
 from segmentation.imageio import SUPPORTED_EXTENSIONS
 from segmentation.inference import Predictor
+from segmentation.measurements import unit_label
+from segmentation.provenance import ModelIdentity, result_provenance
 
 COLUMNS = ("File", "Status", "Lesion area", "Estimated Dice", "Flags", "Error")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # a number to sort by, where the text would sort wrongly ("1,200 px²")
@@ -66,11 +68,6 @@ SHOW_FILTERS: dict[str, Callable[[BatchResult], bool]] = {
     "Errors": lambda result: result.status == "error",
     "Segmented in this run": lambda result: result.status == "ok",
     "Already done (skipped)": lambda result: result.status == "skipped",
-}
-FLAG_NAMES = {  # results.csv column -> label in the table, the review flag first (the others are information)
-    "needs_review": "needs review",
-    "no_lesion": "no lesion found",
-    "at_border": "lesion at the image border",
 }
 
 
@@ -108,16 +105,18 @@ def run_batch(
 def is_flagged(result: BatchResult) -> bool:
     """Needs review: the estimated Dice is below the model's operating point ("no lesion found" and "lesion at the
     image border" are information, not a reason to check first)."""
-    return result.row.get("needs_review") is True
+    return result.needs_review
 
 
 def area_value(result: BatchResult) -> float | None:
     """The lesion area as a number (mm² when calibrated, else px²), for sorting; None when there is none."""
-    for key in ("area_mm2", "area_px2"):
-        value = result.row.get(key)
-        if value not in (None, ""):
-            return float(value)
+    if result.measurements is not None:
+        return float(result.measurements.area)
     return 0.0 if result.status == "ok" else None
+
+
+def estimated_dice(result: BatchResult) -> float | None:
+    return None if result.quality is None else result.quality.estimated_dice
 
 
 class ResultItem(QTableWidgetItem):
@@ -135,22 +134,14 @@ class ResultItem(QTableWidgetItem):
 
 def result_cells(result: BatchResult) -> list[str]:
     """The table row of one result: file, status, lesion area, estimated Dice, flags, error."""
-    row = result.row
-    area = next(
-        (
-            f"{float(row[key]):,.0f} {unit}"
-            for key, unit in (("area_mm2", "mm²"), ("area_px2", "px²"))
-            if row.get(key) not in (None, "")
-        ),
-        "",
-    )
+    measured = result.measurements
+    area = "" if measured is None else f"{measured.area:,.0f} {unit_label('area', measured.unit)}"
     if result.status == "ok" and not area:
         area = "0"
-    flags = ", ".join(label for key, label in FLAG_NAMES.items() if row.get(key) is True)
+    flags = ", ".join(result.quality.labels()) if result.quality else ""
     status = {"ok": "segmented", "skipped": "already done", "error": "error"}[result.status]
-    estimate = row.get("estimated_dice", "")
-    estimate = f"{float(estimate):.2f}" if estimate not in ("", None) else ""
-    return [result.item.source.name, status, area, estimate, flags, result.error]
+    estimate = estimated_dice(result)
+    return [result.item.source.name, status, area, "" if estimate is None else f"{estimate:.2f}", flags, result.error]
 
 
 class BatchDialog(QDialog):
@@ -354,8 +345,7 @@ class BatchDialog(QDialog):
             self._say(problem, error=True)
             return False
         self.resume.setChecked(resume)
-        self._run_provenance = {"model": predictor.info.name, "model_sha256": predictor.info.sha256,
-                                "threshold": self.threshold.value()}  # fmt: skip
+        self._run_provenance = result_provenance(predictor.identity, threshold=self.threshold.value())
         self.table.setRowCount(0)
         self._results, self._total, self._done = [], 0, 0
         self._update_filter_label()
@@ -403,16 +393,16 @@ class BatchDialog(QDialog):
             item.setData(Qt.ItemDataRole.UserRole, str(result.item.source))
             item.setData(RESULT_ROLE, len(self._results) - 1)
             item.setToolTip(str(result.item.source) if column == 0 else text)
-            review = column == COLUMNS.index("Flags") and result.row.get("needs_review") is True
+            review = column == COLUMNS.index("Flags") and result.needs_review
             if result.status == "error" or review:
                 item.setForeground(Qt.GlobalColor.darkRed)
             self.table.setItem(row, column, item)
         area, first = self.table.item(row, COLUMNS.index("Lesion area")), self.table.item(row, 0)
         if area is not None:
             area.setData(SORT_ROLE, area_value(result))
-        estimate = result.row.get("estimated_dice")
-        if estimate not in (None, ""):  # sorts by the number; rows without an estimate sort last
-            self.table.item(row, COLUMNS.index("Estimated Dice")).setData(SORT_ROLE, float(estimate))
+        estimate = estimated_dice(result)
+        if estimate is not None:  # sorts by the number; rows without an estimate sort last
+            self.table.item(row, COLUMNS.index("Estimated Dice")).setData(SORT_ROLE, estimate)
         self.table.setSortingEnabled(True)  # sorts again by the column the clinician chose, if any
         self._filter_row(self.table.row(first))
         self._update_filter_label()
@@ -504,8 +494,8 @@ class BatchDialog(QDialog):
             self.openImage.emit(source)
 
     def _provenance_of(self, source: Path, result: BatchResult) -> dict:
-        """Model and threshold of the run that wrote the mask: this run's, or for a skipped image (its mask is from
-        an earlier run, possibly with another model) what results.csv records for it."""
+        """Model (with device and backend) and threshold of the run that wrote the mask: this run's, or for a skipped
+        image (its mask is from an earlier run, possibly with another model) what results.csv records for it."""
         row = dict(self._run_provenance)
         if result.status != "ok":
             results = Path(self.output.text().strip()) / RESULTS_NAME
@@ -517,7 +507,7 @@ class BatchDialog(QDialog):
             threshold = float(row["threshold"]) if row.get("threshold") not in (None, "") else None
         except ValueError:
             threshold = None
-        return {"model": row.get("model", ""), "model_sha256": row.get("model_sha256", ""), "threshold": threshold}
+        return {**ModelIdentity.from_record(row).record(), "threshold": threshold}
 
     def open_output_folder(self) -> bool:
         """Open the output folder in the file manager; say so (and where it is) when that cannot be done."""

@@ -1,7 +1,8 @@
 """The open image and its lesion mask: the one object every widget listens to (napari-style model layer).
 
-The document owns the image, the model's :class:`LesionSegmentation`, the current (possibly edited) mask and the
-undo stack. Widgets change it only through its methods and redraw on its signals; it never calls a widget.
+The document owns the image, the lesion result (:class:`LesionSegmentation`: the model's probability map with the
+current, possibly edited, mask, its threshold and clean-up) and the undo stack. Widgets change it only through its
+methods and redraw on its signals; it never calls a widget.
 Mask edits are stored as small diffs (changed flat indices with old and new values), one undo step per brush
 stroke, vertex drag or clean-up, so undo stays cheap on a 24-megapixel photo.
 """
@@ -9,6 +10,7 @@ stroke, vertex drag or clean-up, so undo stays cheap on a 24-megapixel photo.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,10 +18,11 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoGroup, QUndoStack
 
-from segmentation.calibration import Calibration, calibration_record
-from segmentation.lesion import LesionSegmentation
+from segmentation.calibration import Calibration
+from segmentation.lesion import DEFAULT_THRESHOLD, LesionSegmentation
 from segmentation.measurements import LesionMeasurements, measure_lesion
 from segmentation.postprocess import clean_up
+from segmentation.provenance import ModelIdentity, result_provenance
 from segmentation.quality import QualityAssessment
 
 UNDO_LIMIT = 100
@@ -85,19 +88,60 @@ class LesionDocument(QObject):
         super().__init__(parent)
         self.path: Path | None = None
         self.image: np.ndarray | None = None
-        self.segmentation: LesionSegmentation | None = None
-        self.mask: np.ndarray | None = None
-        self.threshold = 0.5
-        self.edited = False
-        self.cleanup: tuple[str, ...] = ()
+        #: The open image's lesion result (its mask is the current mask), None before there is a mask.
+        self.result: LesionSegmentation | None = None
+        self._threshold = DEFAULT_THRESHOLD  # the slider's threshold: the next model result is shown at it
         self.calibration: Calibration | None = None  # of this image only: a new image starts uncalibrated
         self.regions = "largest"  # what is measured: the largest region, or "all" regions together
         self.edited_at = ""  # UTC ISO time of the last edit (stroke, clean-up, undo...), "" when never edited
-        self.mask_source: dict | None = None  # provenance of a mask loaded from a file (a batch) instead of the model
         self.undo_group = QUndoGroup(self)
         self._histories: dict[Path, tuple[QUndoStack, str]] = {}
         self._expected_mask = ""  # digest the mask must have for the kept history to apply; "" when nothing pends
         self.undo_stack = self._new_stack()
+
+    # -- the result's state ---------------------------------------------------------------------------------------
+    @property
+    def segmentation(self) -> LesionSegmentation | None:
+        """The result when it has the model's probability map (the slider, the quality estimate and Reset work)."""
+        result = self.result
+        return result if result is not None and result.probability is not None else None
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        return None if self.result is None else self.result.mask
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold if self.result is None else self.result.threshold
+
+    @threshold.setter
+    def threshold(self, threshold: float) -> None:
+        """The threshold the next model result is shown at (the mask shown now is not changed: see set_threshold)."""
+        self._threshold = float(threshold)
+        if self.result is not None and not self.result.edited:
+            self.result.threshold = float(threshold)
+
+    @property
+    def edited(self) -> bool:
+        return self.result is not None and self.result.edited
+
+    @property
+    def cleanup(self) -> tuple[str, ...]:
+        return () if self.result is None else self.result.cleanup
+
+    @property
+    def model(self) -> ModelIdentity:
+        """The model behind the mask (the result's; a batch's mask names the model its run recorded)."""
+        return ModelIdentity() if self.result is None else self.result.model
+
+    def snapshot(self) -> LesionSegmentation | None:
+        """The result as it is now, for a worker: its own copy of the mask (the maps are shared, never written)."""
+        return None if self.result is None else replace(self.result, mask=self.result.mask.copy())
+
+    def _blank_result(self) -> LesionSegmentation:
+        """An empty mask to edit before any result arrived (the clinician outlines the lesion by hand)."""
+        self.result = LesionSegmentation(None, self._threshold, mask=np.zeros(self.image.shape[:2], bool))
+        return self.result
 
     # -- undo histories, one per image -------------------------------------------------------------------------
     def _new_stack(self) -> QUndoStack:
@@ -144,8 +188,7 @@ class LesionDocument(QObject):
     def open_image(self, path: Path, image: np.ndarray) -> None:
         self._switch_history(Path(path))
         self.path, self.image = Path(path), image
-        self.segmentation, self.mask = None, None
-        self.edited, self.cleanup, self.edited_at, self.mask_source = False, (), "", None
+        self.result, self.edited_at = None, ""
         self.calibration, self.regions = None, "largest"
         self.imageChanged.emit()
         self.calibrationChanged.emit()
@@ -153,14 +196,21 @@ class LesionDocument(QObject):
         self.maskChanged.emit()
 
     def set_segmentation(self, segmentation: LesionSegmentation) -> None:
-        """The model's result for the open image; replaces the mask unless the clinician already edited it."""
-        if self.image is None or segmentation.shape != self.image.shape[:2]:
+        """The model's result for the open image, shown at the document's threshold; it replaces the mask unless the
+        clinician already edited it (then the edited mask stays, with the model's map behind it)."""
+        if self.image is None or segmentation.probability is None or segmentation.shape != self.image.shape[:2]:
             raise ValueError("segmentation does not match the open image")
-        self.segmentation = segmentation
+        kept = self.result if self.edited else None
+        if kept is None:
+            if segmentation.threshold != self.threshold:
+                segmentation.set_threshold(self.threshold)  # the model's mask at the slider's threshold, in place
+            self.result = segmentation
+        else:
+            self.result = replace(
+                segmentation, mask=kept.mask, threshold=kept.threshold, edited=True, cleanup=kept.cleanup
+            )
         self.segmentationChanged.emit()
-        if not self.edited:
-            self.mask = segmentation.model_mask(self.threshold)
-            self.mask_source = None
+        if kept is None:
             self._check_history()
             self.maskChanged.emit()
 
@@ -175,19 +225,29 @@ class LesionDocument(QObject):
     ) -> None:
         """Put back a saved state (autosave) as the starting point. The image's undo history from earlier in this
         session is kept when the state is the one it was left in, else the history starts empty."""
-        self.mask, self.edited, self.threshold, self.cleanup = mask.astype(bool), edited, threshold, cleanup
+        mask = mask.astype(bool)
+        if self.result is None:
+            self.result = LesionSegmentation(None, threshold, mask=mask, edited=edited, cleanup=cleanup)
+        else:
+            self.result = replace(self.result, mask=mask, threshold=threshold, edited=edited, cleanup=cleanup)
+        self._threshold = float(threshold)
         self.edited_at = edited_at
         self._check_history()
         self.maskChanged.emit()
 
     def load_mask(self, mask: np.ndarray, source: dict) -> None:
         """Show a mask written earlier (a batch's) as the model's result, without running the model; ``source``
-        is its provenance (model, model_sha256, threshold, file) and goes into exports."""
+        is its provenance record (model, model_sha256, device, backend, threshold) and goes into exports."""
         if self.image is None or mask.shape != self.image.shape[:2]:
             raise ValueError("the mask does not match the open image")
-        self.mask, self.edited, self.mask_source = mask.astype(bool), False, dict(source)
-        if source.get("threshold") is not None:
-            self.threshold = float(source["threshold"])
+        threshold = self.threshold if source.get("threshold") is None else float(source["threshold"])
+        mask = mask.astype(bool)
+        if self.segmentation is not None:  # the open image's model result stays behind it (slider, quality)
+            self.result = replace(self.segmentation, mask=mask, threshold=threshold, edited=False)
+        else:
+            model = ModelIdentity.from_record(source)
+            self.result = LesionSegmentation(None, threshold, model, mask=mask, cleanup=self.cleanup)
+        self._threshold = threshold
         self._check_history()
         self.maskChanged.emit()
 
@@ -196,10 +256,9 @@ class LesionDocument(QObject):
         """Re-binarise the probability map; ignored (returns False) once the clinician has edited the mask."""
         if self.edited:
             return False  # the edited mask keeps the threshold it was made from (provenance stays true)
-        self.threshold = float(threshold)
-        if self.segmentation is None:
+        self._threshold = float(threshold)
+        if self.result is None or not self.result.set_threshold(threshold):
             return False
-        self.mask = self.segmentation.model_mask(self.threshold)
         self.maskChanged.emit()
         return True
 
@@ -209,17 +268,17 @@ class LesionDocument(QObject):
             return
         model_mask = self.segmentation.model_mask(self.threshold)
         if not self.replace_mask(model_mask, "Reset to the model's mask", edited_after=False):
-            self.edited = False
+            self.result.edited = False
             self.maskChanged.emit()
-        self.cleanup = ()
+        self.result.cleanup = ()
 
     # -- edits -------------------------------------------------------------------------------------------------
     def replace_mask(self, new_mask: np.ndarray, text: str, *, edited_after: bool = True) -> bool:
         """Record the difference between the current and ``new_mask`` as one undo step; False if nothing changed."""
         if self.mask is None:
-            self.mask = np.zeros(self.image.shape[:2], bool) if self.image is not None else None
-            if self.mask is None:
+            if self.image is None:
                 return False
+            self._blank_result()
         self._check_history()
         changed = np.flatnonzero(self.mask.ravel() != new_mask.ravel())
         if changed.size == 0:
@@ -261,7 +320,7 @@ class LesionDocument(QObject):
         if self.mask is None:
             if self.image is None:
                 return False
-            self.mask = np.zeros(self.image.shape[:2], bool)
+            self._blank_result()
         row, col = offset
         h, w = values.shape
         patch = self.mask[row : row + h, col : col + w]
@@ -282,12 +341,12 @@ class LesionDocument(QObject):
         new_mask = clean_up(self.mask, [step]) if result is None else result
         changed = self.replace_mask(new_mask, f"Clean-up: {step.replace('_', ' ')}")
         if changed and step not in self.cleanup:
-            self.cleanup = (*self.cleanup, step)
+            self.result.cleanup = (*self.cleanup, step)
         return changed
 
     def _write(self, indices: np.ndarray, values: np.ndarray, *, edited: bool) -> None:
         self.mask.ravel()[indices] = values
-        self.edited = edited
+        self.result.edited = edited
         self.edited_at = edit_clock()
         self.maskChanged.emit()
 
@@ -299,9 +358,9 @@ class LesionDocument(QObject):
 
     def quality(self) -> QualityAssessment | None:
         """Estimated Dice and review flags of the current mask (None before the model's result)."""
-        if self.segmentation is None or self.mask is None:
+        if self.segmentation is None:
             return None
-        return self.segmentation.quality(self.mask, self.threshold)
+        return self.segmentation.quality()
 
     @property
     def mm_per_pixel(self) -> float | None:
@@ -320,14 +379,13 @@ class LesionDocument(QObject):
         self.calibrationChanged.emit()  # the same consequence: the numbers are measured again
 
     def provenance(self) -> dict:
-        segmentation, source = self.segmentation, self.mask_source or {}
+        """The export's record: the result's provenance (segmentation.provenance), what is measured, the quality."""
+        if self.result is not None:
+            record = self.result.provenance(self.calibration)
+        else:
+            record = result_provenance(ModelIdentity(), threshold=self.threshold, calibration=self.calibration)
         return {
-            "model": segmentation.model_name if segmentation else source.get("model", ""),
-            "model_sha256": segmentation.model_sha256 if segmentation else source.get("model_sha256", ""),
-            "threshold": self.threshold,
-            "cleanup": "+".join(self.cleanup) or "none",
-            "edited": self.edited,
-            **calibration_record(self.calibration),
+            **record,
             "measured_regions": self.regions,
             **_quality_provenance(self.quality()),
         }

@@ -409,7 +409,7 @@ class MainWindow(QMainWindow):
             self._pending_segment = self.model.runner.busy
             return
         self._pending_segment = False
-        self.segmenter.start(segment_task, self.predictor, doc.path, doc.image, doc.threshold)
+        self.segmenter.start(segment_task, self.predictor, doc.path, doc.image)
 
     def cancel_segmentation(self) -> None:
         """Esc: stop the segmentation or the box re-segmentation in progress."""
@@ -476,10 +476,7 @@ class MainWindow(QMainWindow):
         if doc.mask is None or doc.image is None:
             self.measurements_panel.show_measurements(None, doc.calibration)
             return
-        self.analyser.start(
-            analyse_task, doc.path, doc.mask.copy(), doc.image, doc.mm_per_pixel, doc.segmentation, doc.threshold,
-            doc.regions,
-        )  # fmt: skip
+        self.analyser.start(analyse_task, doc.path, doc.snapshot(), doc.image, doc.mm_per_pixel, doc.regions)
 
     def _analysis_done(self, result: object) -> None:
         path, measurements, flags = result  # type: ignore[misc]

@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, QSettings, QTimer, Signal
 from app.document import LesionDocument
 from app.settings import app_data_dir
 from app.workers import new_pool
-from segmentation.autosave import AutosaveStore, SavedState
+from segmentation.autosave import AutosaveStore, SavedState, saved_state
 from segmentation.calibration import SOURCES, Calibration
 from segmentation.imageio import OutputWriteError
 from segmentation.private_files import private_folder
@@ -143,14 +143,9 @@ class AutosaveController(QObject):
             return None
         document = self.document
         segmentation = document.segmentation
-        return SavedState(
-            mask=document.mask.copy(),
-            threshold=document.threshold,
-            edited=document.edited,
-            cleanup=tuple(document.cleanup),
-            mm_per_pixel=document.mm_per_pixel,
-            calibration_source=document.calibration.source if document.calibration else "",
-            calibration_profile=document.calibration.profile if document.calibration else "",
-            model_sha256=segmentation.model_sha256 if segmentation else self.model_sha256,
+        return saved_state(
+            document.result,
+            calibration=document.calibration,
             edited_at=document.edited_at,
+            model_sha256=segmentation.model.sha256 if segmentation else self.model_sha256,
         )

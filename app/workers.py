@@ -197,10 +197,11 @@ def load_predictor_task(
 
 
 def segment_task(
-    context: TaskContext, predictor: Predictor, path: Path, image: np.ndarray, threshold: float
+    context: TaskContext, predictor: Predictor, path: Path, image: np.ndarray
 ) -> tuple[Path, LesionSegmentation]:
-    """Run the network; returns (path, LesionSegmentation) so a late result is never applied to another image."""
-    return path, predictor.predict(image, threshold)
+    """Run the network; returns (path, LesionSegmentation) so a late result is never applied to another image. The
+    document shows the result at its own threshold (LesionDocument.set_segmentation)."""
+    return path, predictor.predict(image)
 
 
 def folder_quality_task(
@@ -214,18 +215,17 @@ def folder_quality_task(
 def analyse_task(
     context: TaskContext,
     path: Path,
-    mask: np.ndarray,
+    result: LesionSegmentation,
     image: np.ndarray,
     mm_per_pixel: float | None,
-    segmentation: LesionSegmentation | None,
-    threshold: float,
     regions: str = "largest",
 ) -> tuple[Path, LesionMeasurements | None, QualityAssessment | None]:
-    """Measurements and the quality estimate of the current mask (off the GUI thread; the measurements take about a
-    tenth of a second on a 12-megapixel photo, see benchmarks/measure_edit.py)."""
-    measurements = measure_lesion(mask, image, mm_per_pixel=mm_per_pixel, regions=regions)
+    """Measurements and the quality estimate of the lesion result (a snapshot: LesionDocument.snapshot), off the GUI
+    thread; the measurements take about a tenth of a second on a 12-megapixel photo, see benchmarks/measure_edit.py.
+    The quality estimate needs the model's map: None for a mask without one."""
+    measurements = measure_lesion(result.mask, image, mm_per_pixel=mm_per_pixel, regions=regions)
     context.progress((path, measurements))  # shown at once, ahead of the quality estimate
-    quality = None if segmentation is None else segmentation.quality(mask, threshold)
+    quality = None if result.probability is None else result.quality()
     return path, measurements, quality
 
 

@@ -27,10 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from segmentation.calibration import Calibration
 from segmentation.imageio import ImageReadError, OutputWriteError, atomic_write_bytes, read_mask, write_mask
+from segmentation.lesion import LesionSegmentation
 from segmentation.private_files import PRIVATE_FILE_MODE, private_folder
 
-__all__ = ["FORMAT_VERSION", "AutosaveStore", "SavedState", "SetAside", "autosave_key"]
+__all__ = ["FORMAT_VERSION", "AutosaveStore", "SavedState", "SetAside", "autosave_key", "saved_state"]
 
 UNUSABLE_FOLDER = "unusable"
 
@@ -40,7 +42,8 @@ _KEY_LENGTH = 24  # hex digits of SHA-256: 96 bits, no collisions in any realist
 
 @dataclass
 class SavedState:
-    """What is saved for one image; ``saved_at`` (UTC ISO time) is filled in by ``save`` when left empty.
+    """What is saved for one image: its lesion result without the probability maps (see :func:`saved_state`), and
+    the image's calibration; ``saved_at`` (UTC ISO time) is filled in by ``save`` when left empty.
     ``edited_at`` is when the clinician last changed the mask (saving again later does not change it); "" when
     unknown (a state saved before it was recorded)."""
 
@@ -55,6 +58,28 @@ class SavedState:
     #: Where the calibration came from ("measured", "profile", "typed"; "" when uncalibrated) and the profile's name.
     calibration_source: str = ""
     calibration_profile: str = ""
+
+
+def saved_state(
+    result: LesionSegmentation,
+    *,
+    calibration: Calibration | None = None,
+    edited_at: str = "",
+    model_sha256: str | None = None,
+) -> SavedState:
+    """What autosave keeps of a lesion result: all of it but the probability maps (the model makes them again),
+    with the image's calibration and the time of the last edit. ``model_sha256`` defaults to the result's model."""
+    return SavedState(
+        mask=result.mask.copy(),
+        threshold=result.threshold,
+        edited=result.edited,
+        cleanup=tuple(result.cleanup),
+        mm_per_pixel=None if calibration is None else calibration.mm_per_pixel,
+        model_sha256=result.model.sha256 if model_sha256 is None else model_sha256,
+        edited_at=edited_at,
+        calibration_source="" if calibration is None else calibration.source,
+        calibration_profile="" if calibration is None else calibration.profile,
+    )
 
 
 @dataclass

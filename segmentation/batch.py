@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from segmentation import software_versions
 from segmentation.backends import sharing_the_cores
+from segmentation.calibration import Calibration
 from segmentation.export import OverlayStyle, render_overlay
 from segmentation.geojson import mask_to_geojson
 from segmentation.imageio import (
@@ -40,9 +40,11 @@ from segmentation.imageio import (
 )
 from segmentation.inference import Predictor
 from segmentation.lesion import LesionSegmentation
-from segmentation.measurements import measure_lesion
+from segmentation.measurements import LesionMeasurements, measure_lesion
 from segmentation.naming import BATCH_SUFFIXES, OUTPUT_IMAGE_SUFFIXES, is_output_name, output_name
 from segmentation.ownership import CHANGED, FOREIGN, OURS, OutputRecord, describe
+from segmentation.provenance import PROVENANCE_KEYS, result_provenance
+from segmentation.quality import QualityAssessment
 from segmentation.tables import csv_bytes, read_csv_rows
 
 RESULTS_NAME = "results.csv"
@@ -79,16 +81,35 @@ class BatchItem:
 
 @dataclass
 class BatchResult:
+    """One image's outcome. ``quality`` and ``measurements`` are there for a segmented image ("ok"; measurements
+    only when the batch measures); ``outputs`` are the files written besides the mask (kind -> path).
+    Only :class:`ResultsTable` flattens them into columns."""
+
     item: BatchItem
     status: str  # "ok", "error", "skipped" (resume: mask already there)
     error: str = ""
     mask_path: Path | None = None
     seconds: float = 0.0
-    row: dict = field(default_factory=dict)
+    quality: QualityAssessment | None = None
+    measurements: LesionMeasurements | None = None
+    outputs: dict[str, Path] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.status in {"ok", "skipped"}
+
+    @property
+    def needs_review(self) -> bool:
+        """The estimated Dice is below the model's operating point (the flag to check first)."""
+        return self.quality is not None and self.quality.needs_review
+
+    def columns(self) -> dict[str, object]:
+        """The quality and measurement columns of ``results.csv`` (none for an error or a skipped image)."""
+        return {
+            **(self.quality.to_dict() if self.quality else {}),
+            **(self.measurements.to_dict() if self.measurements else {}),
+            **{kind: str(path.absolute()) for kind, path in self.outputs.items()},
+        }
 
 
 def collect_inputs(
@@ -243,16 +264,14 @@ class BatchSegmenter:
         self.geojson = geojson
         self.record = OutputRecord(self.out_dir)
 
-    def provenance(self) -> dict[str, str | float]:
-        info = self.predictor.info
-        return {
-            "model": info.name,
-            "model_sha256": self.predictor.weights_sha256,  # the file's SHA-256, as sha256sum prints it
-            "model_created": info.created,
-            "threshold": self.threshold,
-            "mm_per_pixel": self.mm_per_pixel or "",
-            **software_versions(),
-        }
+    @property
+    def calibration(self) -> Calibration | None:
+        """The run's calibration (``--mm-per-pixel``, typed in), None when it measures in pixels."""
+        return None if self.mm_per_pixel is None else Calibration(self.mm_per_pixel, "typed")
+
+    def provenance(self) -> dict[str, object]:
+        """The run's provenance record (segmentation.provenance): every image of the run shares it."""
+        return result_provenance(self.predictor.identity, threshold=self.threshold, calibration=self.calibration)
 
     def targets(self, item: BatchItem) -> dict[str, Path]:
         """kind -> where this run writes it; the mask comes last (written last: a mask on disk means done)."""
@@ -370,7 +389,8 @@ class BatchSegmenter:
         targets = self.targets(item)
         mask_path = targets["mask"]
         try:
-            row = self._row(segmentation, image)
+            quality = segmentation.quality()
+            measurements = self._measure(segmentation, image)
             mask_path.parent.mkdir(parents=True, exist_ok=True)
             for kind, path in targets.items():
                 self.record.write(
@@ -387,8 +407,15 @@ class BatchSegmenter:
             )
         except MemoryError:
             return self._memory_error(item, started)
-        row.update({kind: str(path.absolute()) for kind, path in targets.items() if kind != "mask"})
-        return BatchResult(item, "ok", mask_path=mask_path, seconds=time.perf_counter() - started, row=row)
+        return BatchResult(
+            item,
+            "ok",
+            mask_path=mask_path,
+            seconds=time.perf_counter() - started,
+            quality=quality,
+            measurements=measurements,
+            outputs={kind: path for kind, path in targets.items() if kind != "mask"},
+        )
 
     def _encode(
         self, kind: str, path: Path, item: BatchItem, image: np.ndarray, segmentation: LesionSegmentation
@@ -401,7 +428,8 @@ class BatchSegmenter:
             return encode_image(path, overlay, quality=90, consume=True)
         if kind == "probability":  # 0-255 = probability 0-1, at the image's size
             return encode_grey(np.clip(np.rint(segmentation.probability * 255.0), 0, 255).astype(np.uint8))
-        document = mask_to_geojson(segmentation.mask, properties={"image": item.source.name, **self.provenance()})
+        properties = {"image": item.source.name, **segmentation.provenance(self.calibration)}
+        document = mask_to_geojson(segmentation.mask, properties=properties)
         return (json.dumps(document, ensure_ascii=False) + "\n").encode("utf-8")
 
     @staticmethod
@@ -409,12 +437,10 @@ class BatchSegmenter:
         error = f"{item.source}: not enough memory to segment this image"
         return BatchResult(item, "error", error=error, seconds=time.perf_counter() - started)
 
-    def _row(self, segmentation: LesionSegmentation, image: np.ndarray) -> dict:
-        row: dict = dict(segmentation.quality().to_dict())  # estimated_dice, needs_review, reasons
-        if self.measure:
-            measurements = measure_lesion(segmentation.mask, image, mm_per_pixel=self.mm_per_pixel)
-            row.update(measurements.to_dict() if measurements else {})
-        return row
+    def _measure(self, segmentation: LesionSegmentation, image: np.ndarray) -> LesionMeasurements | None:
+        if not self.measure:
+            return None
+        return measure_lesion(segmentation.mask, image, mm_per_pixel=self.mm_per_pixel)
 
 
 def remove_stale_temp_files(folders: Iterable[Path], *, older_than: float) -> list[Path]:
@@ -457,16 +483,7 @@ class ResultsTable:
     """
 
     LEADING = ("file", "status", "error", "mask", "seconds")
-    TRAILING = (
-        "model",
-        "model_sha256",
-        "model_created",
-        "threshold",
-        "mm_per_pixel",
-        "lesionlens_version",
-        "pytorch_version",
-        "onnxruntime_version",
-    )
+    TRAILING = PROVENANCE_KEYS
 
     def __init__(self, path: Path, provenance: dict) -> None:
         self.path = path
@@ -494,7 +511,7 @@ class ResultsTable:
             "error": result.error,
             "mask": str(result.mask_path.absolute()) if result.mask_path else "",
             "seconds": round(result.seconds, 3),
-            **result.row,
+            **result.columns(),
             **self.provenance,
         }
         if save and time.monotonic() - self._saved_at >= 1.0:

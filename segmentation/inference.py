@@ -13,7 +13,8 @@ import torch
 from segmentation.backends import Backend, build_backend
 from segmentation.lesion import DEFAULT_THRESHOLD, LesionSegmentation
 from segmentation.preprocessing import prepare_input
-from segmentation.weights import ModelInfo, file_sha256, load_weights
+from segmentation.provenance import ModelIdentity
+from segmentation.weights import file_sha256, load_weights
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
@@ -67,12 +68,19 @@ class Predictor:
         self.model = model.to(self.device).eval()  # the PyTorch network (hooks, export); may not be what runs
 
     @property
-    def model_info(self) -> ModelInfo:
-        return self.info
-
-    @property
     def device_description(self) -> str:
         return describe_device(self.device, self.backend.name)
+
+    @property
+    def identity(self) -> ModelIdentity:
+        """The model and where it runs, as every result's provenance records it."""
+        return ModelIdentity(
+            name=self.info.name,
+            sha256=self.weights_sha256,
+            created=self.info.created,
+            device=self.device_description,
+            backend=self.backend.name,
+        )
 
     def predict_probability(self, image: np.ndarray) -> np.ndarray:
         """Lesion probability (float32 HxW, 0-1) at the image's own size."""
@@ -80,20 +88,12 @@ class Predictor:
 
     def predict(self, image: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> LesionSegmentation:
         """Probability map and binary mask for ``threshold``, with the model's provenance and quality estimator."""
-        small = self.model_probabilities([image])[0]
-        return self.segmentation_from(upsample_probability(small, image.shape[:2]), threshold, small)
-
-    def segmentation_from(
-        self, probability: np.ndarray, threshold: float = DEFAULT_THRESHOLD, model_probability: np.ndarray | None = None
-    ) -> LesionSegmentation:
-        """``model_probability``: the map at the model's resolution (gives the estimated Dice and no-lesion rule)."""
+        small = self.model_probabilities([image])[0]  # the model's own resolution: the estimated Dice, no-lesion rule
         return LesionSegmentation(
-            probability=probability,
+            probability=upsample_probability(small, image.shape[:2]),
             threshold=threshold,
-            model_name=self.info.name,
-            model_sha256=self.weights_sha256,
-            device=self.device_description,
-            model_probability=model_probability,
+            model=self.identity,
+            model_probability=small,
             quality_model=self.info.quality,
         )
 

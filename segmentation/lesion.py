@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from segmentation.calibration import Calibration
+from segmentation.provenance import ModelIdentity, result_provenance
 from segmentation.quality import QualityAssessment, QualityEstimator, assess_quality, quality_features
 
 DEFAULT_THRESHOLD = 0.5
@@ -29,21 +31,22 @@ def lesion_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
 
 @dataclass
 class LesionSegmentation:
-    """A lesion mask with its probability map, threshold and provenance; no Qt, no torch.
+    """The one lesion result: mask with its probability map, threshold, edits, clean-up and provenance; no Qt, no
+    torch. The predictor makes it, the GUI's document holds and edits it, export and autosave write it, the batch
+    reads it; its quality flags (:meth:`quality`) and provenance (:meth:`provenance`) are derived from it.
 
-    ``model_sha256`` is the SHA-256 of the weights *file* (what ``sha256sum`` prints), which anyone can check.
+    ``model`` names the model that made it and where it ran (:class:`ModelIdentity`).
 
-    ``probability`` is float32 HxW at the image's own size. ``mask`` is the bool mask for ``threshold`` unless a
+    ``probability`` is float32 HxW at the image's own size, or None for a mask without the model's map (an autosave
+    restored before the model ran, a batch's mask file). ``mask`` is the bool mask for ``threshold`` unless a
     clinician edited it (then ``edited`` is True and the threshold no longer defines it). ``model_probability`` is
     the map at the model's own resolution and ``quality_model`` the weights' estimator (both optional): with them
     the result carries an estimated Dice, and a faint outline on plain skin becomes "no lesion found" (empty mask).
     """
 
-    probability: np.ndarray
+    probability: np.ndarray | None
     threshold: float = DEFAULT_THRESHOLD
-    model_name: str = ""
-    model_sha256: str = ""
-    device: str = ""
+    model: ModelIdentity = field(default_factory=ModelIdentity)
     mask: np.ndarray = field(default=None)  # type: ignore[assignment]
     edited: bool = False
     cleanup: tuple[str, ...] = ()
@@ -52,6 +55,8 @@ class LesionSegmentation:
 
     def __post_init__(self) -> None:
         if self.mask is None:
+            if self.probability is None:
+                raise ValueError("a result without a probability map needs its mask")
             self.mask = self.model_mask(self.threshold)
 
     def no_lesion_at(self, threshold: float) -> bool:
@@ -65,6 +70,8 @@ class LesionSegmentation:
 
     def model_mask(self, threshold: float) -> np.ndarray:
         """The model's mask at ``threshold``: empty when the no-lesion rule says the image shows plain skin."""
+        if self.probability is None:
+            raise ValueError("this mask has no probability map to threshold")
         mask = binarise(self.probability, threshold)
         if self.no_lesion_at(threshold):
             mask[:] = False
@@ -72,19 +79,20 @@ class LesionSegmentation:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.probability.shape  # type: ignore[return-value]
+        return self.mask.shape  # type: ignore[return-value]
 
-    def with_threshold(self, threshold: float) -> LesionSegmentation:
-        """The model's mask at another threshold (what the GUI slider shows)."""
-        return LesionSegmentation(
-            probability=self.probability,
-            threshold=threshold,
-            model_name=self.model_name,
-            model_sha256=self.model_sha256,
-            device=self.device,
-            model_probability=self.model_probability,
-            quality_model=self.quality_model,
-        )
+    def set_threshold(self, threshold: float) -> bool:
+        """The model's mask at ``threshold`` (the slider), in place. Refused (False) once the mask is edited: an
+        edited mask keeps the threshold it was made from, so the provenance stays true. Without a probability map
+        only the threshold is recorded (False: the mask did not change)."""
+        if self.edited:
+            return False
+        if self.probability is None:
+            self.threshold = float(threshold)
+            return False
+        mask = self.model_mask(threshold)  # checks the threshold first
+        self.threshold, self.mask = float(threshold), mask
+        return True
 
     def quality(self, mask: np.ndarray | None = None, threshold: float | None = None) -> QualityAssessment:
         """Estimated Dice and review flags of ``mask`` (default: this result's mask)."""
@@ -95,12 +103,8 @@ class LesionSegmentation:
             self.threshold if threshold is None else threshold,
         )
 
-    def provenance(self) -> dict[str, str | float | bool]:
-        return {
-            "model": self.model_name,
-            "model_sha256": self.model_sha256,
-            "threshold": self.threshold,
-            "cleanup": "+".join(self.cleanup) or "none",
-            "edited": self.edited,
-            "device": self.device,
-        }
+    def provenance(self, calibration: Calibration | None = None) -> dict[str, object]:
+        """This result's provenance record (:func:`segmentation.provenance.result_provenance`)."""
+        return result_provenance(
+            self.model, threshold=self.threshold, cleanup=self.cleanup, edited=self.edited, calibration=calibration
+        )

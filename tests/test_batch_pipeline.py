@@ -12,8 +12,12 @@ import pytest
 from PIL import Image
 
 import segmentation.batch as batch
-from segmentation.batch import IN_FLIGHT, BatchItem, BatchSegmenter
+from segmentation.batch import IN_FLIGHT, RESULTS_NAME, BatchItem, BatchSegmenter, ResultsTable
+from segmentation.imageio import read_image, read_mask
 from segmentation.inference import Predictor
+from segmentation.measurements import LesionMeasurements, measure_lesion
+from segmentation.quality import QualityAssessment
+from segmentation.tables import read_csv_rows
 
 
 @pytest.fixture
@@ -107,3 +111,31 @@ def test_an_unreadable_image_is_an_error_in_its_place(folder, tmp_path: Path, ti
     assert [r.status for r in results] == ["ok", "ok", "ok", "error", "ok", "ok", "ok", "ok"]
     assert str(broken) in results[3].error
     assert np.all([r.mask_path.exists() for r in results if r.ok])
+
+
+def test_results_carry_typed_quality_and_measurements_that_only_the_table_flattens(
+    folder, tmp_path: Path, tiny_weights: Path
+) -> None:
+    predictor = Predictor(tiny_weights, "cpu", backend="torch")
+    out = tmp_path / "out"
+    segmenter = BatchSegmenter(predictor, out, mm_per_pixel=0.01, overlay=True)
+    table = ResultsTable(out / RESULTS_NAME, segmenter.provenance())
+    results = list(segmenter.run(folder[:2]))
+    for result in results:
+        table.add(result, save=False)
+    table.save()
+    rows = {Path(row["file"]).name: row for row in read_csv_rows((out / RESULTS_NAME).read_text(encoding="utf-8"))}
+    assert any(result.measurements is not None for result in results), "the check needs a lesion to measure"
+    for result in results:
+        assert isinstance(result.quality, QualityAssessment)
+        assert result.measurements is None or isinstance(result.measurements, LesionMeasurements)
+        mask = read_mask(result.mask_path)
+        expected = measure_lesion(mask, read_image(result.item.source), mm_per_pixel=0.01)
+        assert result.measurements == expected  # in mm: the run's calibration
+        row = rows[result.item.source.name]
+        assert row["needs_review"] == str(result.quality.needs_review)
+        assert row["reasons"] == "; ".join(result.quality.reasons())
+        if expected is not None:
+            assert float(row["area_mm2"]) == pytest.approx(expected.area)
+        assert Path(row["overlay"]) == result.outputs["overlay"].absolute()
+        assert (row["calibration_source"], float(row["mm_per_pixel"])) == ("typed", 0.01)

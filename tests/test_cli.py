@@ -24,6 +24,7 @@ import segmentation.cli
 from segmentation.batch import ResultsTable
 from segmentation.imageio import read_image
 from segmentation.inference import Predictor
+from segmentation.provenance import PROVENANCE_KEYS
 from segmentation.resources import WEIGHTS_ENV
 
 UNTRAINED_NAME = "untrained-test-model"
@@ -155,7 +156,7 @@ def test_mixed_folder(runner: str, cli, tmp_path: Path, tiny_weights: Path, isic
 
     columns, rows = _read_results(out)
     assert set(columns) >= CSV_COLUMNS
-    assert columns[-8:] == list(ResultsTable.TRAILING)
+    assert columns[-len(ResultsTable.TRAILING) :] == list(ResultsTable.TRAILING) == list(PROVENANCE_KEYS)
     by_name = {Path(row["file"]).name: row for row in rows}
     assert len(rows) == len(good) + len(bad) == len(by_name)
     assert set(by_name) == {p.name for p in good + bad}

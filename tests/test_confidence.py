@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from segmentation.lesion import LesionSegmentation, binarise
+from segmentation.provenance import PROVENANCE_KEYS, ModelIdentity
 from segmentation.quality import (
     AT_BORDER,
     NO_LESION,
@@ -149,39 +150,55 @@ def test_no_lesion_rule_empties_a_faint_outline() -> None:
     assert LesionSegmentation(faint, model_probability=small).mask.any(), "no rule without an estimator"
 
 
-def test_with_threshold_rebinarises() -> None:
+def test_set_threshold_rebinarises_the_result_in_place() -> None:
     probability = _blurry_disc(radius=50, ramp=30, size=SIZE)
-    segmentation = LesionSegmentation(probability, threshold=0.5, model_name="untrained-test-model", model_sha256="ab")
-    lower, higher = segmentation.with_threshold(0.2), segmentation.with_threshold(0.8)
-    np.testing.assert_array_equal(lower.mask, probability >= 0.2)
-    np.testing.assert_array_equal(higher.mask, probability >= 0.8)
-    assert higher.mask.sum() < segmentation.mask.sum() < lower.mask.sum()
-    assert (lower.threshold, higher.threshold) == (0.2, 0.8)
-    assert lower.model_name == "untrained-test-model"
-    assert lower.model_sha256 == "ab"
-    assert segmentation.threshold == 0.5, "the original is unchanged"
-    np.testing.assert_array_equal(segmentation.mask, probability >= 0.5)
+    result = LesionSegmentation(probability, threshold=0.5, model=ModelIdentity("untrained-test-model", "ab"))
+    at_half = result.mask.sum()
+    assert result.set_threshold(0.2)
+    np.testing.assert_array_equal(result.mask, probability >= 0.2)
+    assert result.mask.sum() > at_half and result.threshold == 0.2
+    assert result.set_threshold(0.8)
+    np.testing.assert_array_equal(result.mask, probability >= 0.8)
+    assert result.model == ModelIdentity("untrained-test-model", "ab"), "the model stays"
+    with pytest.raises(ValueError, match="threshold"):
+        result.set_threshold(1.5)
+    assert result.threshold == 0.8, "a refused threshold changes nothing"
 
 
-def test_with_threshold_drops_a_manual_edit() -> None:
+def test_set_threshold_keeps_an_edited_mask_and_its_threshold() -> None:
     probability = _crisp_disc()
-    edited = LesionSegmentation(probability, mask=np.zeros(SIZE, dtype=bool), edited=True, cleanup=("fill_holes",))
-    redone = edited.with_threshold(0.5)
-    assert not redone.edited
-    assert redone.cleanup == ()
-    np.testing.assert_array_equal(redone.mask, probability >= 0.5)
+    hand_drawn = np.zeros(SIZE, dtype=bool)
+    edited = LesionSegmentation(probability, 0.4, mask=hand_drawn, edited=True, cleanup=("fill_holes",))
+    assert not edited.set_threshold(0.6)
+    assert edited.mask is hand_drawn and edited.threshold == 0.4 and edited.cleanup == ("fill_holes",)
+
+
+def test_a_result_without_a_probability_map_keeps_its_mask() -> None:
+    mask = _crisp_disc() >= 0.5
+    restored = LesionSegmentation(None, 0.3, mask=mask)
+    assert not restored.set_threshold(0.7)
+    assert restored.mask is mask and restored.threshold == 0.7
+    assert restored.shape == SIZE and restored.quality().estimated_dice is None
+    with pytest.raises(ValueError, match="probability"):
+        LesionSegmentation(None, 0.5)
 
 
 def test_provenance() -> None:
-    segmentation = LesionSegmentation(_crisp_disc(), threshold=0.4, model_name="untrained-test-model", device="CPU")
-    assert segmentation.provenance() == {
+    model = ModelIdentity(name="untrained-test-model", device="CPU (2 threads, PyTorch)", backend="PyTorch")
+    segmentation = LesionSegmentation(_crisp_disc(), threshold=0.4, model=model)
+    provenance = segmentation.provenance()
+    assert tuple(provenance) == PROVENANCE_KEYS
+    assert {key: provenance[key] for key in PROVENANCE_KEYS[:8]} == {
         "model": "untrained-test-model",
         "model_sha256": "",
+        "model_created": "",
+        "device": "CPU (2 threads, PyTorch)",
+        "backend": "PyTorch",
         "threshold": 0.4,
         "cleanup": "none",
         "edited": False,
-        "device": "CPU",
     }
+    assert provenance["calibration_source"] == "none" and provenance["mm_per_pixel"] is None
     assert segmentation.shape == SIZE
 
 

@@ -33,7 +33,7 @@ def test_predictor_reports_the_untrained_model(
     predictor: Predictor, tiny_weights: Path, tiny_preprocessing: Preprocessing
 ) -> None:
     assert predictor.device == torch.device("cpu")
-    assert predictor.model_info.name == UNTRAINED_NAME
+    assert predictor.info.name == UNTRAINED_NAME
     assert predictor.info.preprocessing == tiny_preprocessing
     assert predictor.weights_path == tiny_weights
     assert predictor.device_description.startswith("CPU")
@@ -62,10 +62,13 @@ def test_predict_mask_is_probability_at_threshold(predictor: Predictor, rgb_imag
     np.testing.assert_array_equal(result.mask, probability >= threshold)
     assert result.mask.dtype == np.bool_
     assert result.threshold == threshold
-    assert result.model_name == UNTRAINED_NAME
+    assert result.model.name == UNTRAINED_NAME
     # The model's identity is its weights file's SHA-256, as sha256sum prints it, not the tensor hash.
-    assert result.model_sha256 == hashlib.sha256(predictor.weights_path.read_bytes()).hexdigest()
-    assert result.model_sha256 != predictor.info.sha256
+    assert result.model.sha256 == hashlib.sha256(predictor.weights_path.read_bytes()).hexdigest()
+    assert result.model.sha256 != predictor.info.sha256
+    # ...and it says where it ran: the device and the engine (the provenance of every export).
+    assert (result.model.device, result.model.backend) == (predictor.device_description, predictor.backend.name)
+    assert result.model.backend
 
 
 def test_batch_equals_single_predictions(predictor: Predictor, rgb_image) -> None:

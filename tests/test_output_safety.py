@@ -340,11 +340,11 @@ def test_formula_like_cells_of_results_csv_are_neutralised_and_read_back(tmp_pat
     path = tmp_path / "results.csv"
     results = ResultsTable(path, {"model": "@SUM(1+1)*cmd|' /C calc'!A0", "threshold": 0.5})
     item = BatchItem(Path("=cmd|' -C calc'!A0.jpg"), Path("=cmd|' -C calc'!A0.jpg"))
-    results.add(BatchResult(item, "error", error='=HYPERLINK("http://evil")', row={"area_px2": -1.5}), save=False)
+    results.add(BatchResult(item, "error", error='=HYPERLINK("http://evil")', seconds=-1.5), save=False)
     results.save()
     row = next(csv.DictReader(path.open(newline="", encoding="utf-8")))
     assert row["error"] == '\'=HYPERLINK("http://evil")' and row["model"].startswith("'@SUM")
-    assert row["area_px2"] == "-1.5"  # a number stays a number
+    assert row["seconds"] == "-1.5"  # a number stays a number
     again = next(iter(ResultsTable(path, {}).rows.values()))
     assert again["error"] == '=HYPERLINK("http://evil")' and again["model"] == "@SUM(1+1)*cmd|' /C calc'!A0"
 

@@ -17,6 +17,7 @@ from PIL import Image
 
 from app.main_window import MainWindow
 from segmentation.lesion import LesionSegmentation
+from segmentation.provenance import ModelIdentity
 from segmentation.resources import WEIGHTS_ENV
 
 WAIT_MS = 15_000
@@ -92,6 +93,6 @@ def known_segmentation() -> Callable[[tuple[int, int]], LesionSegmentation]:
     def make(shape: tuple[int, int]) -> LesionSegmentation:
         height, width = shape
         probability = np.tile(np.linspace(0.0, 1.0, width, dtype=np.float32), (height, 1))
-        return LesionSegmentation(probability, model_name="known-map", model_sha256="0" * 64)
+        return LesionSegmentation(probability, model=ModelIdentity("known-map", "0" * 64))
 
     return make

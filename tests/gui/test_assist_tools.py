@@ -20,6 +20,7 @@ from app.canvas import LesionCanvas, Tool
 from app.main_window import MainWindow
 from segmentation.assist import box_crop
 from segmentation.lesion import LesionSegmentation
+from segmentation.provenance import ModelIdentity
 from tests.assist_helpers import edge_disc, expected_region
 from tests.gui.conftest import WAIT_MS
 
@@ -51,7 +52,7 @@ def assisted(window: MainWindow, tmp_path: Path, rgb_image, open_segmented) -> M
     path = tmp_path / "lesion.png"
     Image.fromarray(rgb_image(HEIGHT, WIDTH)).save(path)
     open_segmented(window, path)
-    window.document.set_segmentation(LesionSegmentation(disc_probability(), model_name="disc"))
+    window.document.set_segmentation(LesionSegmentation(disc_probability(), model=ModelIdentity("disc")))
     window.canvas.zoom_to_fit()
     return window
 

@@ -20,6 +20,7 @@ from app.document import LesionDocument
 from segmentation.editing import VertexRef
 from segmentation.export import OverlayStyle
 from segmentation.lesion import LesionSegmentation
+from segmentation.provenance import ModelIdentity
 
 pytestmark = pytest.mark.gui
 
@@ -39,7 +40,7 @@ def document() -> LesionDocument:
     image = rng.integers(90, 200, size=(HEIGHT, WIDTH, 3), dtype=np.uint8)
     doc = LesionDocument()
     doc.open_image(Path("lesion.png"), image)
-    doc.set_segmentation(LesionSegmentation(disc_probability(), model_name="test"))
+    doc.set_segmentation(LesionSegmentation(disc_probability(), model=ModelIdentity("test")))
     return doc
 
 

@@ -33,7 +33,7 @@ def test_open_and_segment_off_the_gui_thread(window: MainWindow, image_folder: P
         window.open_paths([path])
     returned_path, segmentation = blocker.args[0]
     assert returned_path == path
-    assert segmentation.model_name == "untrained-test-model"
+    assert segmentation.model.name == "untrained-test-model"
     qtbot.waitUntil(lambda: window.document.segmentation is segmentation)
     assert window.document.mask.shape == (48, 64)
     assert not window.status.is_busy()
@@ -47,7 +47,7 @@ def test_cancel_frees_the_ui_and_discards_the_late_result(window: MainWindow, im
     release = threading.Event()
     real_predict = window.predictor.predict
 
-    def slow_predict(image, threshold):
+    def slow_predict(image, threshold=0.5):
         release.wait(10)
         return real_predict(image, threshold)
 

@@ -228,20 +228,26 @@ def test_restored_edits_banner_is_per_image_until_dismissed_with_the_edit_time(
 def test_batch_table_sorts_numbers_as_numbers_and_filters(window: MainWindow, tmp_path: Path) -> None:
     from app.batch_dialog import COLUMNS, SHOW_FILTERS
     from segmentation.batch import BatchItem, BatchResult
+    from segmentation.measurements import LesionMeasurements
+    from segmentation.quality import QualityAssessment
 
     dialog = window.show_batch_dialog()
+
+    def typed(area: float, dice: float | None = None, *, review: bool = False, border: bool = False) -> dict:
+        measured = LesionMeasurements(area, 0, 0, 0, 0, 0, 0, 0, None, "px", 1)
+        return {"measurements": measured, "quality": QualityAssessment(dice, review, False, border, 0.8)}
+
     rows = [
-        ("small.png", "ok", {"area_px2": 50, "at_border": True, "estimated_dice": 0.93}),
-        ("large.png", "ok", {"area_px2": 10_000}),
+        ("small.png", "ok", typed(50, 0.93, border=True)),
+        ("large.png", "ok", typed(10_000)),
         ("middle.png", "skipped", {}),
         ("broken.png", "error", {}),
-        ("medium.png", "ok", {"area_px2": 900, "needs_review": True, "estimated_dice": 0.62}),
+        ("medium.png", "ok", typed(900, 0.62, review=True)),
     ]
     for name, status, row in rows:  # what the worker reports, through the same slot
         source = tmp_path / name
-        result = BatchResult(BatchItem(source, Path(name)), status, error="not an image" * (status == "error"))
-        result.row.update(row)
-        dialog._progress(result)
+        error = "not an image" * (status == "error")
+        dialog._progress(BatchResult(BatchItem(source, Path(name)), status, error=error, **row))
     table, area = dialog.table, COLUMNS.index("Lesion area")
 
     def names() -> list[str]:
@@ -278,7 +284,7 @@ def test_opening_a_batch_row_shows_the_written_mask_without_segmenting(
     Image.fromarray(written.astype(np.uint8) * 255).save(out / "lesion_1_segmentation.png")
     calls: list[int] = []
     real_predict = window.predictor.predict
-    window.predictor.predict = lambda image, threshold: calls.append(1) or real_predict(image, threshold)
+    window.predictor.predict = lambda image, threshold=0.5: calls.append(1) or real_predict(image, threshold)
 
     dialog.table.sortItems(0)
     row = next(r for r in range(3) if dialog.table.item(r, 0).text() == "lesion_1.png")
