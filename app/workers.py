@@ -22,6 +22,7 @@ from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QImage
 
 from segmentation import imageio
+from segmentation.folderlock import FolderLockedError
 from segmentation.imageio import ImageReadError, OutputWriteError, read_image
 from segmentation.inference import Predictor
 from segmentation.lesion import LesionSegmentation
@@ -32,7 +33,7 @@ from segmentation.weights import WeightsError
 log = logging.getLogger("lesionlens.gui")
 
 #: Errors whose message is already written for a person; anything else is logged with its traceback.
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ImageReadError, WeightsError, OutputWriteError)
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ImageReadError, WeightsError, OutputWriteError, FolderLockedError)
 
 
 class TaskContext:
