@@ -17,7 +17,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-cache
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
 
 # The inner loop: every test except those marked slow (subprocesses: the console script, kills, strace, lint-imports,

@@ -8,7 +8,6 @@ import json
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -20,9 +19,6 @@ from segmentation.imageio import atomic_write_bytes, read_image, read_mask
 from segmentation.naming import mask_name
 from segmentation.preprocessing import Preprocessing, normalise, resize_for_model
 from segmentation.private_files import PRIVATE_FILE_MODE, private_folder
-
-if TYPE_CHECKING:
-    from trainer.config import TrainConfig
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 CACHE_VERSION = 2
@@ -204,8 +200,9 @@ class Augmentation:
     gamma: float = 0.25  # exponent exp(± gamma)
 
     @classmethod
-    def from_config(cls, config: TrainConfig) -> Augmentation:
-        """The augmentation a training configuration asks for (its ``*_probability`` and range fields)."""
+    def from_config(cls, config: object) -> Augmentation:
+        """The augmentation a training configuration (``trainer.config.TrainConfig``, which imports this module)
+        asks for: its fields of the same names (``*_probability`` and the ranges)."""
         names = {f.name for f in fields(cls)}
         return cls(**{name: getattr(config, name) for name in names})
 
