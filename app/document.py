@@ -20,7 +20,6 @@ from PySide6.QtGui import QUndoCommand, QUndoGroup, QUndoStack
 
 from segmentation.calibration import Calibration
 from segmentation.lesion import DEFAULT_THRESHOLD, LesionSegmentation
-from segmentation.measurements import LesionMeasurements, measure_lesion
 from segmentation.postprocess import clean_up
 from segmentation.provenance import ModelIdentity, result_provenance
 from segmentation.quality import QualityAssessment
@@ -351,11 +350,6 @@ class LesionDocument(QObject):
         self.maskChanged.emit()
 
     # -- derived -----------------------------------------------------------------------------------------------
-    def measurements(self) -> LesionMeasurements | None:
-        if self.mask is None or self.image is None:
-            return None
-        return measure_lesion(self.mask, self.image, mm_per_pixel=self.mm_per_pixel, regions=self.regions)
-
     def quality(self) -> QualityAssessment | None:
         """Estimated Dice and review flags of the current mask (None before the model's result)."""
         if self.segmentation is None:

@@ -26,7 +26,7 @@ from segmentation.folderlock import FolderLockedError
 from segmentation.imageio import ImageReadError, OutputWriteError, read_image
 from segmentation.inference import Predictor
 from segmentation.lesion import LesionSegmentation
-from segmentation.measurements import LesionMeasurements, measure_lesion
+from segmentation.measurements import LesionMeasurements
 from segmentation.quality import QualityAssessment
 from segmentation.weights import WeightsError
 
@@ -224,7 +224,7 @@ def analyse_task(
     """Measurements and the quality estimate of the lesion result (a snapshot: LesionDocument.snapshot), off the GUI
     thread; the measurements take about a tenth of a second on a 12-megapixel photo, see benchmarks/measure_edit.py.
     The quality estimate needs the model's map: None for a mask without one."""
-    measurements = measure_lesion(result.mask, image, mm_per_pixel=mm_per_pixel, regions=regions)
+    measurements = result.measure(image, mm_per_pixel=mm_per_pixel, regions=regions)
     context.progress((path, measurements))  # shown at once, ahead of the quality estimate
     quality = None if result.probability is None else result.quality()
     return path, measurements, quality

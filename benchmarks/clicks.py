@@ -35,9 +35,9 @@ import numpy as np
 
 from benchmarks.common import FULLRES_IMAGES, ISIC, cpu_model, time_calls
 from segmentation.assist import AssistSettings, click_add, click_remove, resegment_box
+from segmentation.boxes import lesion_box
 from segmentation.imageio import read_image, read_mask
 from segmentation.inference import Predictor
-from segmentation.lesion import lesion_box
 from segmentation.naming import mask_name
 from segmentation.resources import bundled_weights_path
 

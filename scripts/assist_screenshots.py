@@ -42,8 +42,8 @@ def shoot(out: Path, click_image: str, box_image: str) -> int:
     from app.canvas import Tool
     from app.main_window import MainWindow
     from benchmarks.clicks import next_click
+    from segmentation.boxes import lesion_box
     from segmentation.imageio import read_mask
-    from segmentation.lesion import lesion_box
     from segmentation.naming import mask_name
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

@@ -40,7 +40,7 @@ from segmentation.imageio import (
 )
 from segmentation.inference import Predictor
 from segmentation.lesion import LesionSegmentation
-from segmentation.measurements import LesionMeasurements, measure_lesion
+from segmentation.measurements import LesionMeasurements
 from segmentation.naming import BATCH_SUFFIXES, OUTPUT_IMAGE_SUFFIXES, is_output_name, output_name
 from segmentation.ownership import CHANGED, FOREIGN, OURS, OutputRecord, describe
 from segmentation.provenance import PROVENANCE_KEYS, result_provenance
@@ -440,7 +440,7 @@ class BatchSegmenter:
     def _measure(self, segmentation: LesionSegmentation, image: np.ndarray) -> LesionMeasurements | None:
         if not self.measure:
             return None
-        return measure_lesion(segmentation.mask, image, mm_per_pixel=self.mm_per_pixel)
+        return segmentation.measure(image, mm_per_pixel=self.mm_per_pixel)
 
 
 def remove_stale_temp_files(folders: Iterable[Path], *, older_than: float) -> list[Path]:

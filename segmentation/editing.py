@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from segmentation.lesion import lesion_box
+from segmentation.boxes import lesion_box
 from segmentation.polygon import mask_to_polygons, polygons_to_mask
 
 __all__ = [

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from segmentation import __version__, software_versions
+from segmentation.boxes import lesion_box
 from segmentation.calibration import Calibration, calibration_record
 from segmentation.geojson import mask_to_geojson
 from segmentation.imageio import (
@@ -40,7 +41,6 @@ from segmentation.imageio import (
     write_reason,
     write_temp_file,
 )
-from segmentation.lesion import lesion_box
 from segmentation.measurements import REGION_CHOICES, LesionMeasurements, measure_lesion
 from segmentation.naming import EXPORT_SUFFIXES, output_name
 from segmentation.ownership import ABSENT, OURS, OutputRecord, describe, sha256_of

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from skimage import measure
 
-from segmentation.lesion import lesion_box
+from segmentation.boxes import lesion_box
 
 __all__ = ["COORDINATE_CONVENTION", "GeoJSONError", "geojson_to_mask", "mask_to_geojson", "mask_to_rings"]
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from segmentation.calibration import Calibration
+from segmentation.measurements import LesionMeasurements, measure_lesion
 from segmentation.provenance import ModelIdentity, result_provenance
 from segmentation.quality import QualityAssessment, QualityEstimator, assess_quality, quality_features
 
@@ -18,15 +19,6 @@ def binarise(probability: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> n
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be within 0..1, got {threshold}")
     return probability >= threshold
-
-
-def lesion_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
-    """The bounding box of a non-empty mask, widened by ``margin`` pixels where the image has them."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return (
-        slice(max(0, rows[0] - margin), min(mask.shape[0], rows[-1] + margin + 1)),
-        slice(max(0, cols[0] - margin), min(mask.shape[1], cols[-1] + margin + 1)),
-    )
 
 
 @dataclass
@@ -102,6 +94,13 @@ class LesionSegmentation:
             self.quality_model,
             self.threshold if threshold is None else threshold,
         )
+
+    def measure(
+        self, image: np.ndarray | None = None, *, mm_per_pixel: float | None = None, regions: str = "largest"
+    ) -> LesionMeasurements | None:
+        """The measurements of this result's mask (``segmentation.measurements.measure_lesion``: the lesion's
+        bounding box only; colour from ``image``; mm with a calibration); None for an empty mask."""
+        return measure_lesion(self.mask, image, mm_per_pixel=mm_per_pixel, regions=regions)
 
     def provenance(self, calibration: Calibration | None = None) -> dict[str, object]:
         """This result's provenance record (:func:`segmentation.provenance.result_provenance`)."""

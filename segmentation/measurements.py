@@ -30,7 +30,7 @@ import numpy as np
 from scipy.spatial.distance import pdist
 from skimage import color
 
-from segmentation.lesion import lesion_box
+from segmentation.boxes import lesion_box
 
 __all__ = [
     "DIMENSIONS",

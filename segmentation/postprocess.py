@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from segmentation.lesion import lesion_box
+from segmentation.boxes import lesion_box
 from segmentation.measurements import lesion_regions
 
 __all__ = [

@@ -217,3 +217,16 @@ def test_lesion_segmentation_rejects_a_bad_threshold() -> None:
 def test_binarise_accepts_the_ends(threshold: float) -> None:
     probability = np.array([[0.0, 0.5], [0.999, 1.0]], dtype=np.float32)
     np.testing.assert_array_equal(binarise(probability, threshold), probability >= threshold)
+
+
+def test_the_result_measures_its_own_mask() -> None:
+    """The result carries its measurements (issue 17: one object): the largest region, in mm with a calibration."""
+    probability = np.zeros((60, 80), np.float32)
+    probability[10:40, 10:50] = 0.9  # the lesion: 30 x 40 px
+    probability[50:53, 70:73] = 0.9  # a speck
+    result = LesionSegmentation(probability)
+    measured = result.measure(mm_per_pixel=0.1)
+    assert measured is not None and measured.area == pytest.approx(30 * 40 * 0.01)
+    assert measured.n_regions == 2 and measured.other_regions == 1
+    result.mask[:] = False
+    assert result.measure() is None
