@@ -21,7 +21,7 @@ test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
 
 # The inner loop: every test except those marked slow (subprocesses: the console script, kills, strace, lint-imports,
-# two-process training). `make test` still runs everything.
+# two-process training; the longer training runs). `make test` still runs everything.
 test-fast: $(STAMP)
 	$(BIN)/ruff check .
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -328,6 +328,7 @@ def _data_args(data: dict) -> list[str]:
     ]
 
 
+@pytest.mark.slow  # a training run
 def test_ablation_runs_end_to_end_on_cpu_with_a_small_preset(data, tmp_path):
     from trainer.cli import main
 
@@ -360,6 +361,7 @@ def test_ablation_runs_end_to_end_on_cpu_with_a_small_preset(data, tmp_path):
     assert len(results) == 10 and all(r["steps"] == 2 for r in results.values())
 
 
+@pytest.mark.slow  # a training run
 def test_gpu_script_runs_on_cpu_and_writes_at_most_eight_files(tmp_path):
     """The lent-GPU command, rehearsed on the CPU with the ISIC layout it will get there."""
     from trainer.cli import main

@@ -45,6 +45,7 @@ def write_split(folder: Path, count: int, seed: int) -> tuple[Path, Path]:
     return images, masks
 
 
+@pytest.mark.slow  # a training run
 def test_training_on_synthetic_lesions_lowers_the_loss_and_raises_the_dice(tmp_path: Path) -> None:
     train_images, train_masks = write_split(tmp_path / "train", 48, seed=0)
     val_images, val_masks = write_split(tmp_path / "val", 16, seed=1)
