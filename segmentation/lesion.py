@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -87,13 +87,20 @@ class LesionSegmentation:
         return True
 
     def quality(self, mask: np.ndarray | None = None, threshold: float | None = None) -> QualityAssessment:
-        """Estimated Dice and review flags of ``mask`` (default: this result's mask)."""
-        return assess_quality(
+        """Estimated Dice and review flags of ``mask`` (default: this result's mask).
+
+        This result's mask once a clinician edited it gets no estimate and no review flag: the estimate reads the
+        model's output, which knows nothing of the clinician's changes (a corrected outline would read as a poor
+        one), and the clinician has looked at it. The informational reasons (no lesion, at the border) stay."""
+        assessment = assess_quality(
             self.model_probability,
             self.mask if mask is None else mask,
             self.quality_model,
             self.threshold if threshold is None else threshold,
         )
+        if mask is None and self.edited:
+            return replace(assessment, estimated_dice=None, needs_review=False)
+        return assessment
 
     def measure(
         self, image: np.ndarray | None = None, *, mm_per_pixel: float | None = None, regions: str = "largest"

@@ -203,3 +203,18 @@ def test_trainer_quality_does_not_republish_the_bundled_model() -> None:
     status = main(["quality", str(bundled)])
     assert isinstance(status, str) and "scripts/publish_model.py --weights" in status
     assert bundled.read_bytes() == before
+
+
+def test_a_mask_the_clinician_edited_gets_no_estimate_and_no_review_flag(predictor: Predictor, validation) -> None:
+    """A corrected outline disagrees with the model's map by design: it must not read as "estimated Dice 0.00, needs
+    review" (seen after a box re-segmentation). The model's own mask keeps its estimate."""
+    image_path, _truth = validation[0]
+    result = predictor.predict(read_image(image_path))
+    assert result.quality().estimated_dice is not None
+    shifted = np.roll(result.mask, result.mask.shape[1] // 4, axis=1)
+    assert result.quality(shifted).estimated_dice < result.quality().estimated_dice  # a mask passed in: estimated
+    result.mask, result.edited = shifted, True  # what the document does on an edit
+    edited = result.quality()
+    assert edited.estimated_dice is None and not edited.needs_review
+    edge = shifted[:, -1].any() or shifted[:, 0].any() or shifted[0].any() or shifted[-1].any()
+    assert edited.at_border == bool(edge)  # the informational reasons stay

@@ -452,6 +452,8 @@ For every mask the app computes an **estimated Dice**: the Dice the mask is expe
 outline, from what the model's output says at the model's own resolution (`segmentation/quality.py`). Shown in
 the lesion panel and the folder list ("estimated Dice 0.93"), written to `results.csv` (`estimated_dice`,
 `needs_review`, `reasons`) and to the provenance of every export.
+Once the clinician edits a mask it has no estimate and no review flag: the estimate reads the model's output,
+which knows nothing of the correction, and the clinician has looked at it.
 
 - **needs review**: the estimate is below **{estimator.review_below:.3f}**, the operating point chosen on the HAM10000
   hold-out as the highest that flags at most {FLAG_BUDGET:.0%} of its images (stored in the weights' metadata,
