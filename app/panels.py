@@ -211,6 +211,8 @@ class MeasurementsPanel(QGroupBox):
             self.quality_label.setStyleSheet("")
             return
         estimate = f"{quality.estimated_dice:.2f}" if quality.estimated_dice is not None else "—"
+        if quality.edited:
+            estimate = "— (you edited the outline; the estimate is for the model's own)"
         lines = [f"Estimated Dice: {estimate}"]
         lines += [reason[0].upper() + reason[1:] for reason in quality.reasons()]
         self.quality_label.setText("\n".join(lines))

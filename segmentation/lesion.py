@@ -99,7 +99,7 @@ class LesionSegmentation:
             self.threshold if threshold is None else threshold,
         )
         if mask is None and self.edited:
-            return replace(assessment, estimated_dice=None, needs_review=False)
+            return replace(assessment, estimated_dice=None, needs_review=False, edited=True)
         return assessment
 
     def measure(

@@ -189,6 +189,7 @@ class QualityAssessment:
     no_lesion: bool
     at_border: bool
     review_below: float | None = None
+    edited: bool = False  # a clinician's outline: no estimate (it reads the model's output, not the correction)
 
     @property
     def any(self) -> bool:

@@ -215,6 +215,6 @@ def test_a_mask_the_clinician_edited_gets_no_estimate_and_no_review_flag(predict
     assert result.quality(shifted).estimated_dice < result.quality().estimated_dice  # a mask passed in: estimated
     result.mask, result.edited = shifted, True  # what the document does on an edit
     edited = result.quality()
-    assert edited.estimated_dice is None and not edited.needs_review
+    assert edited.estimated_dice is None and not edited.needs_review and edited.edited
     edge = shifted[:, -1].any() or shifted[:, 0].any() or shifted[0].any() or shifted[-1].any()
     assert edited.at_border == bool(edge)  # the informational reasons stay
