@@ -3,6 +3,7 @@
 # image-steps each (2,500 steps of 16), one-cycle to 3e-4, the same seed; two at a time, one thread each. Then one
 # table: ISIC 2017 validation and HAM10000 hold-out Dice with paired bootstrap intervals against arm A.
 # Resumable: rerun the script; a finished arm is skipped, an interrupted one continues from its last checkpoint.
+# Channels-last layout: the same arithmetic, about 1.35x faster in bf16 on one AMX thread (docs/training/ARMS.md).
 # Usage: scripts/training_arms.sh [SHARED_DATASETS_DIR]    (default ../shared/datasets)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,7 @@ PY=.venv/bin/python
 HAM="ham10000=$S/ham10000/images,$S/ham10000/masks"
 COMMON=(--data "$S/isic2017" --preset cpu --init-weights resources/models/lesionlens.safetensors
   --schedule onecycle --learning-rate 3e-4 --max-steps 2500 --epoch-images 8000 --epochs 100
-  --holdout-images "$S/ham10000/images" --holdout-masks "$S/ham10000/masks" --quiet)
+  --holdout-images "$S/ham10000/images" --holdout-masks "$S/ham10000/masks" --channels-last true --quiet)
 declare -A ARMS=(
   [arm-a-isic-paper]="--scale-probability 0 --photometric-probability 0"
   [arm-b-isic-strong]=""
@@ -23,7 +24,7 @@ arm() {  # NAME: train (or resume) one arm in the background, one thread, loggin
   local name=$1 dir=runs/$1
   if [ -f "$dir/last.pt" ]; then
     # shellcheck disable=SC2086
-    OMP_NUM_THREADS=1 $PY -m trainer train --resume "$dir" --quiet >> "runs/$name.log" 2>&1 &
+    OMP_NUM_THREADS=1 $PY -m trainer train --resume "$dir" --channels-last true --quiet >> "runs/$name.log" 2>&1 &
   else
     # shellcheck disable=SC2086
     OMP_NUM_THREADS=1 $PY -m trainer train "${COMMON[@]}" ${ARMS[$name]} --run-dir "$dir" > "runs/$name.log" 2>&1 &
