@@ -183,6 +183,23 @@ def test_warm_start_refuses_weights_of_another_network(data, tmp_path):
         trainer.warm_start(weights)
 
 
+def test_fine_tuning_starts_from_the_tensors_at_another_input_size(data, tmp_path):
+    """The capacity arm: the 128x160 model fine-tuned at a larger input (the network is fully convolutional); the
+    counters start afresh, unlike a warm start, which still refuses another input size."""
+    weights = tmp_path / "small-input.safetensors"
+    torch.manual_seed(7)
+    source = build_model(NetworkConfig(base_width=4))
+    save_weights(weights, source, name="small input", preprocessing=Preprocessing((32, 48)))
+    trainer = Trainer(smoke_config(data, epochs=1), tmp_path / "run", device="cpu", quiet=True)
+    assert trainer.config.input_size == (48, 64)
+    trainer.initialise_from(weights)
+    for key, value in trainer.model.state_dict().items():
+        assert torch.equal(value, source.state_dict()[key]), key
+    assert (trainer.epoch, trainer.step, trainer.config.init_weights) == (0, 0, str(weights))
+    with pytest.raises(ValueError, match="trained at"):
+        Trainer(smoke_config(data, epochs=1), tmp_path / "other", device="cpu", quiet=True).warm_start(weights)
+
+
 def test_dice_loss_against_hand_computed_values():
     logits = torch.tensor([[[[20.0, -20.0], [20.0, -20.0]]]])  # probabilities ~ [1, 0; 1, 0]
     target = torch.tensor([[[[1.0, 1.0], [0.0, 0.0]]]])

@@ -423,18 +423,19 @@ class Trainer:
 
     def initialise_from(self, weights: str | os.PathLike) -> None:
         """Start a new run (fresh counters and schedule) from an exported model's tensors: fine-tuning arms that
-        must all start from the same point."""
-        self._load_tensors(weights)
+        must all start from the same point. The input size may differ (the network is fully convolutional): the
+        capacity arm fine-tunes the 128x160 model at a larger input."""
+        self._load_tensors(weights, same_input_size=False)
         self.config = self.config.override({"init_weights": str(weights)})
 
-    def _load_tensors(self, weights: str | os.PathLike):
+    def _load_tensors(self, weights: str | os.PathLike, *, same_input_size: bool = True):
         from segmentation.weights import load_weights
 
         model, info = load_weights(weights)
         expected = self.config.network
         if info.network != expected:
             raise ValueError(f"{weights}: weights are for {info.network}, this run trains {expected}")
-        if tuple(info.preprocessing.input_size) != self.config.input_size:
+        if same_input_size and tuple(info.preprocessing.input_size) != self.config.input_size:
             raise ValueError(
                 f"{weights}: weights were trained at {info.preprocessing.input_size}, this run at "
                 f"{self.config.input_size}"
