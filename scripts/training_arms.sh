@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The model issue's comparison arms (docs/training/ARMS.md): six fine-tuning arms from the v1 weights, 40k
 # image-steps each (2,500 steps of 16), one-cycle to 3e-4, the same seed; two at a time, one thread each. Then one
-# table: ISIC 2017 validation and HAM10000 hold-out Dice with paired bootstrap intervals against arm A.
+# table: ISIC 2017 validation and HAM10000 hold-out Dice with paired bootstrap intervals against the v1 model they
+# started from, and the paired difference each arm was built to measure (B - A, C - B, ...).
 # Resumable: rerun the script; a finished arm is skipped, an interrupted one continues from its last checkpoint.
 # Channels-last layout: the same arithmetic, about 1.35x faster in bf16 on one AMX thread (docs/training/ARMS.md).
 # Usage: scripts/training_arms.sh [SHARED_DATASETS_DIR]    (default ../shared/datasets)
@@ -44,6 +45,9 @@ for pair in "${PAIRS[@]}"; do
   wait
 done
 $PY -m trainer arms runs/arm-a-isic-paper runs/arm-b-isic-strong runs/arm-c-mix50-strong runs/arm-d-mixcount-strong \
-  runs/arm-e-mix50-negatives runs/arm-f-mix50-192x240 \
+  runs/arm-e-mix50-negatives runs/arm-f-mix50-192x240 --reference resources/models/lesionlens.safetensors \
+  --contrast arm-b-isic-strong:arm-a-isic-paper --contrast arm-c-mix50-strong:arm-b-isic-strong \
+  --contrast arm-d-mixcount-strong:arm-b-isic-strong --contrast arm-d-mixcount-strong:arm-c-mix50-strong \
+  --contrast arm-e-mix50-negatives:arm-c-mix50-strong --contrast arm-f-mix50-192x240:arm-c-mix50-strong \
   --isic "$S/isic2017" --ham "$S/ham10000" --json docs/training/arms.json --markdown docs/training/arms.md \
   --hardware "$(lscpu | sed -n 's/^Model name: *//p'), 2 cores"

@@ -554,6 +554,31 @@ def test_arms_are_compared_image_by_image_with_paired_intervals(data, tmp_path):
     assert mean == pytest.approx(0.05) and low == pytest.approx(0.05) and high == pytest.approx(0.05)
 
 
+def test_arms_against_their_starting_model_and_contrasts_between_arms(data, tmp_path):
+    from trainer.arms import Arm, comparison, markdown, score_reference
+
+    Trainer(smoke_config(data, epochs=1, max_steps=1), tmp_path / "start", device="cpu", quiet=True).fit()
+    export_run(tmp_path / "start", tmp_path / "v1.safetensors", name="v1")
+    sets = {"val": (Path(data["val_images"]), Path(data["val_masks"]), None)}
+    reference = score_reference(tmp_path / "v1.safetensors", sets)
+    assert (reference.name, reference.image_steps, reference.sources) == ("v1 (start)", 4, "isic2017")
+    assert len(reference.dice["val"]) == 4
+    # Known per-image Dice: b - a is +0.1 on every image; each arm is compared with the start, not with arm a.
+    start = Arm("v1 (start)", "isic2017", "—", 0, 0.0, {"val": [0.5, 0.6, 0.7, 0.8]})
+    a = Arm("a", "isic2017", "paper", 8, 1.0, {"val": [0.4, 0.7, 0.7, 0.6]})
+    b = Arm("b", "isic2017", "paper", 8, 1.0, {"val": [0.5, 0.8, 0.8, 0.7]})
+    result = comparison([start, a, b], [("b", "a")])
+    assert result["baseline"] == "v1 (start)"
+    contrast = result["contrasts"][0]
+    assert contrast["contrast"] == "b - a"
+    assert contrast["val"]["mean"] == pytest.approx(0.1) and contrast["val"]["ci95"] == pytest.approx([0.1, 0.1])
+    assert result["arms"][2]["val"]["vs_first"]["mean"] == pytest.approx(0.05)
+    table = markdown(result, "test machine")
+    assert "| v1 (start) |" in table and "| b - a | +0.1000 (+0.1000 to +0.1000) |" in table
+    with pytest.raises(ValueError, match="no arm named c"):
+        comparison([start, a, b], [("c", "a")])
+
+
 def test_evaluate_scores_only_the_requested_images(data, tmp_path):
     Trainer(smoke_config(data, epochs=1), tmp_path / "run", device="cpu", quiet=True).fit()
     export_run(tmp_path / "run", tmp_path / "w.safetensors", name="w")

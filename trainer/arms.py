@@ -2,10 +2,12 @@
 
 Each arm's best epoch is exported and scored through the app's own predictor (the whole image in, a mask at its own
 size out, threshold 0.5) on the ISIC 2017 validation images and on the committed HAM10000 hold-out. The table gives
-each arm's mean Dice with its 95 % bootstrap interval, and each arm's paired difference from the first arm (the
+each arm's mean Dice with its 95 % bootstrap interval, and each arm's paired difference from the baseline (the
 same images resampled for both, so the interval says whether the difference is more than which images were drawn),
-with its image-steps, training images/s and hardware. Model selection stays on ISIC validation; the hold-out is the
-second check.
+with its image-steps, training images/s and hardware. The baseline is ``--reference WEIGHTS`` (the model every arm
+started from, scored the same way) or else the first arm. ``--contrast B:A`` adds the paired difference B - A
+between two arms: the question each arm was built to answer. Model selection stays on ISIC validation; the hold-out
+is the second check.
 """
 
 from __future__ import annotations
@@ -77,6 +79,28 @@ def score_arm(
     )
 
 
+def score_reference(
+    weights: Path, evaluation_sets: dict[str, tuple[Path, Path, frozenset[str] | None]], device: str = "cpu"
+) -> Arm:
+    """An exported model (the arms' common starting point) scored exactly as the arms are."""
+    predictor = Predictor(weights, device)
+    dice = {}
+    for name, (images, masks, only) in evaluation_sets.items():
+        _, rows = evaluate_folder(predictor, images, masks, only=only)
+        dice[name] = [float(row["dice"]) for row in sorted(rows, key=lambda row: row["image"])]
+    training = predictor.info.training
+    steps = int(training.get("steps", 0)) * int(training.get("config", {}).get("batch_size", 0))
+    names = [str(source.get("name", "?")) for source in training.get("data_sources", [])]
+    return Arm(
+        name=f"{weights.stem} (start)",
+        sources=" + ".join(names) or str(training.get("data", "—")),
+        augmentation="—",
+        image_steps=steps,
+        images_per_second=0.0,
+        dice=dice,
+    )
+
+
 def paired_difference(baseline: list[float], other: list[float], seed: int = 0) -> tuple[float, float, float]:
     """Mean of ``other - baseline`` over the same images, with its 95 % paired bootstrap interval."""
     differences = np.asarray(other) - np.asarray(baseline)
@@ -84,7 +108,23 @@ def paired_difference(baseline: list[float], other: list[float], seed: int = 0) 
     return float(differences.mean()), low, high
 
 
-def comparison(arms: list[Arm]) -> dict:
+def contrasts(arms: list[Arm], pairs: list[tuple[str, str]]) -> list[dict]:
+    """``[(B, A), ...]`` by arm name: the paired difference B - A on every evaluation set."""
+    by_name = {arm.name: arm for arm in arms}
+    rows = []
+    for later, earlier in pairs:
+        missing = [name for name in (later, earlier) if name not in by_name]
+        if missing:
+            raise ValueError(f"--contrast {later}:{earlier}: no arm named {', '.join(missing)}")
+        row: dict = {"contrast": f"{later} - {earlier}"}
+        for name, values in by_name[later].dice.items():
+            mean, low, high = paired_difference(by_name[earlier].dice[name], values)
+            row[name] = {"mean": mean, "ci95": [low, high]}
+        rows.append(row)
+    return rows
+
+
+def comparison(arms: list[Arm], pairs: list[tuple[str, str]] = ()) -> dict:
     baseline = arms[0]
     rows = []
     for arm in arms:
@@ -102,7 +142,12 @@ def comparison(arms: list[Arm]) -> dict:
                 mean, low, high = paired_difference(baseline.dice[name], values)
                 row[name]["vs_first"] = {"mean": mean, "ci95": [low, high]}
         rows.append(row)
-    return {"baseline": baseline.name, "hardware": platform.processor() or platform.machine(), "arms": rows}
+    return {
+        "baseline": baseline.name,
+        "hardware": platform.processor() or platform.machine(),
+        "arms": rows,
+        "contrasts": contrasts(arms, list(pairs)),
+    }
 
 
 def markdown(result: dict, hardware: str) -> str:
@@ -116,8 +161,8 @@ def markdown(result: dict, hardware: str) -> str:
             row["arm"],
             row["sources"],
             row["augmentation"],
-            f"{row['image_steps']:,}",
-            f"{row['images_per_second']}",
+            f"{row['image_steps']:,}" if row["image_steps"] else "—",
+            f"{row['images_per_second']}" if row["images_per_second"] else "—",
         ]
         for name in sets:
             score = row[name]
@@ -125,6 +170,13 @@ def markdown(result: dict, hardware: str) -> str:
             diff = score.get("vs_first")
             cells.append(f"{diff['mean']:+.4f} ({diff['ci95'][0]:+.4f} to {diff['ci95'][1]:+.4f})" if diff else "—")
         lines.append("| " + " | ".join(cells) + " |")
+    if result.get("contrasts"):
+        lines += ["", "| paired difference | " + " | ".join(f"{name} (95 % CI)" for name in sets) + " |"]
+        lines.append("|" + "---|" * (len(sets) + 1))
+        for row in result["contrasts"]:
+            cells = [row["contrast"]]
+            cells += [f"{row[n]['mean']:+.4f} ({row[n]['ci95'][0]:+.4f} to {row[n]['ci95'][1]:+.4f})" for n in sets]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + f"\n\nHardware: {hardware}. Dice is the mean over images through the app's predictor.\n"
 
 
@@ -136,6 +188,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--hardware", default="", help="what the arms were trained on, for the table")
     parser.add_argument("--json", type=Path, help="write the comparison as JSON")
     parser.add_argument("--markdown", type=Path, help="write the comparison table as Markdown")
+    parser.add_argument("--reference", type=Path, help="weights every arm started from: scored first, the baseline")
+    parser.add_argument(
+        "--contrast", action="append", default=[], metavar="B:A", help="also report arm B - arm A (repeatable)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.set_defaults(handler=run)
 
@@ -145,8 +201,15 @@ def run(args: argparse.Namespace) -> int:
     sets: dict[str, tuple[Path, Path, frozenset[str] | None]] = {"isic_val": (images, masks, None)}
     if args.ham:
         sets["ham_holdout"] = (args.ham / "images", args.ham / "masks", held_out_image_ids())
-    arms = [score_arm(run_dir, sets, args.device) for run_dir in args.run_dirs]
-    result = comparison(arms)
+    pairs = []
+    for text in args.contrast:
+        later, separator, earlier = text.partition(":")
+        if not separator or not later or not earlier:
+            raise ValueError(f"--contrast {text}: expected two arm names as B:A")
+        pairs.append((later, earlier))
+    arms = [score_reference(args.reference, sets, args.device)] if args.reference else []
+    arms += [score_arm(run_dir, sets, args.device) for run_dir in args.run_dirs]
+    result = comparison(arms, pairs)
     hardware = args.hardware or result["hardware"]
     table = markdown(result, hardware)
     print(table)
