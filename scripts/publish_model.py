@@ -60,6 +60,7 @@ from trainer.evaluate import PAPER_ROWS, evaluate_folder, paper_row_text  # noqa
 from trainer.export import export_run  # noqa: E402
 from trainer.gap import gap_sentence, measure_variants, variants_table, where_the_gap_is  # noqa: E402
 from trainer.plots import plot_curves  # noqa: E402
+from trainer.previous import PreviousModel, comparison_table, read_previous, worst_revisited  # noqa: E402
 from trainer.quality import refit as refit_quality  # noqa: E402
 from trainer.splits import held_out_image_ids  # noqa: E402
 
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 
     weights = bundled_weights_path()
     weights.parent.mkdir(parents=True, exist_ok=True)
+    model_dir = REPO / "docs" / "model"
+    previous = read_previous(model_dir)  # before its per-image files are overwritten below
     if args.run_dir:
         export_run(args.run_dir, weights, name=args.name or f"lesionlens-{args.run_dir.name}")
         copy_training_records(args.run_dir)
@@ -102,7 +105,6 @@ def main(argv: list[str] | None = None) -> int:
     holdout, holdout_rows = evaluate(predictor, args.ham / "images", args.ham / "masks", held_out_image_ids())
     fullres, fullres_rows = evaluate(predictor, args.fullres / "images", args.fullres / "masks")
     variants = measure_variants(predictor, args.data / VALIDATION[0], args.data / VALIDATION[1])
-    model_dir = REPO / "docs" / "model"
     _write_json(
         model_dir / "inference_variants.json",
         {"model": info.name, "sha256": info.sha256, **{name: s.to_dict() for name, s in variants.items()}},
@@ -129,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     context = card_context(predictor, info, validation, holdout, fullres, worst, floor, args.hardware)
     context["variants_table"] = variants_table(variants)
     context["gap"] = gap_sentence(where_the_gap_is([r["dice"] for r in rows]), len(rows))
+    context["previous"] = previous_text(previous, info.sha256, {"validation": rows, "ham_holdout": holdout_rows})
+    context["arms"] = arms_text()
     write_model_card(context)
     update_readme(context)
     print(
@@ -310,6 +314,34 @@ def card_context(
 def render_card(context: dict, notes: str) -> str:
     """The card from its template; a placeholder without a value is an error, never a blank."""
     return Template(CARD_TEMPLATE.read_text()).substitute({**context, "notes": notes})
+
+
+def previous_text(previous: PreviousModel | None, sha256: str, results: dict[str, list[dict]]) -> str:
+    """The card's section on the model this one replaces (``trainer.previous``), or why there is none."""
+    if previous is None:
+        return "No model was published before this one."
+    if previous.sha256 == sha256:
+        return (
+            f"This is a republication of `{previous.name}` (the same tensors): the previous comparison stands "
+            "(see the git history of this card)."
+        )
+    labels = {"validation": "ISIC 2017 validation", "ham_holdout": "HAM10000 hold-out"}
+    text = comparison_table(previous, results, labels)
+    if "validation" in previous.dice:
+        text += (
+            f"\n\nThe previous model's five worst validation images (its failure modes, named in the notes below), "
+            f"then and now:\n\n{worst_revisited(previous.dice['validation'], results['validation'])}"
+        )
+    return text
+
+
+def arms_text() -> str:
+    """The comparison arms' table (``python -m trainer arms``, written by ``scripts/training_arms.sh``)."""
+    path = REPO / "docs" / "training" / "arms.md"
+    if not path.exists():
+        return "No comparison arms were run for this model."
+    table = path.read_text(encoding="utf-8").strip()
+    return f"{table}\n\nHow the arms ran and what each one asks: `docs/training/ARMS.md`."
 
 
 def write_model_card(context: dict) -> None:
