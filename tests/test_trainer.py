@@ -579,6 +579,13 @@ def test_arms_against_their_starting_model_and_contrasts_between_arms(data, tmp_
         comparison([start, a, b], [("c", "a")])
 
 
+def test_arms_refuses_a_contrast_between_unknown_arms_before_scoring(tmp_path):
+    from trainer.cli import main
+
+    with pytest.raises(SystemExit, match=r"--contrast b:c: expected B:A, two of the arms' folder names \(a, b\)"):
+        main(["arms", str(tmp_path / "a"), str(tmp_path / "b"), "--isic", str(tmp_path), "--contrast", "b:c"])
+
+
 def test_evaluate_scores_only_the_requested_images(data, tmp_path):
     Trainer(smoke_config(data, epochs=1), tmp_path / "run", device="cpu", quiet=True).fit()
     export_run(tmp_path / "run", tmp_path / "w.safetensors", name="w")

@@ -55,6 +55,17 @@ def describe(config: TrainConfig) -> tuple[str, str]:
     return sources, augmentation
 
 
+def per_image_dice(
+    predictor: Predictor, evaluation_sets: dict[str, tuple[Path, Path, frozenset[str] | None]]
+) -> dict[str, list[float]]:
+    """Each set's per-image Dice through the app's predictor, in the set's fixed (image name) order."""
+    dice = {}
+    for name, (images, masks, only) in evaluation_sets.items():
+        _, rows = evaluate_folder(predictor, images, masks, only=only)
+        dice[name] = [float(row["dice"]) for row in sorted(rows, key=lambda row: row["image"])]
+    return dice
+
+
 def score_arm(
     run_dir: Path, evaluation_sets: dict[str, tuple[Path, Path, frozenset[str] | None]], device: str = "cpu"
 ) -> Arm:
@@ -63,11 +74,7 @@ def score_arm(
     with tempfile.TemporaryDirectory() as folder:
         weights = Path(folder) / "arm.safetensors"
         export_run(run_dir, weights, name=run_dir.name)
-        predictor = Predictor(weights, device)
-        dice = {}
-        for name, (images, masks, only) in evaluation_sets.items():
-            _, rows = evaluate_folder(predictor, images, masks, only=only)
-            dice[name] = [float(row["dice"]) for row in sorted(rows, key=lambda row: row["image"])]
+        dice = per_image_dice(Predictor(weights, device), evaluation_sets)
     sources, augmentation = describe(config)
     return Arm(
         name=run_dir.name,
@@ -84,10 +91,7 @@ def score_reference(
 ) -> Arm:
     """An exported model (the arms' common starting point) scored exactly as the arms are."""
     predictor = Predictor(weights, device)
-    dice = {}
-    for name, (images, masks, only) in evaluation_sets.items():
-        _, rows = evaluate_folder(predictor, images, masks, only=only)
-        dice[name] = [float(row["dice"]) for row in sorted(rows, key=lambda row: row["image"])]
+    dice = per_image_dice(predictor, evaluation_sets)
     training = predictor.info.training
     steps = int(training.get("steps", 0)) * int(training.get("config", {}).get("batch_size", 0))
     names = [str(source.get("name", "?")) for source in training.get("data_sources", [])]
@@ -197,16 +201,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    names = {run_dir.name for run_dir in args.run_dirs}
+    pairs = []
+    for text in args.contrast:  # checked before the minutes of scoring, not after
+        later, separator, earlier = text.partition(":")
+        if not separator or not {later, earlier} <= names:
+            raise SystemExit(
+                f"error: --contrast {text}: expected B:A, two of the arms' folder names ({', '.join(sorted(names))})"
+            )
+        pairs.append((later, earlier))
     images, masks = isic_split_folders(args.isic, "Validation")
     sets: dict[str, tuple[Path, Path, frozenset[str] | None]] = {"isic_val": (images, masks, None)}
     if args.ham:
         sets["ham_holdout"] = (args.ham / "images", args.ham / "masks", held_out_image_ids())
-    pairs = []
-    for text in args.contrast:
-        later, separator, earlier = text.partition(":")
-        if not separator or not later or not earlier:
-            raise ValueError(f"--contrast {text}: expected two arm names as B:A")
-        pairs.append((later, earlier))
     arms = [score_reference(args.reference, sets, args.device)] if args.reference else []
     arms += [score_arm(run_dir, sets, args.device) for run_dir in args.run_dirs]
     result = comparison(arms, pairs)
