@@ -50,4 +50,4 @@ $PY -m trainer arms runs/arm-a-isic-paper runs/arm-b-isic-strong runs/arm-c-mix5
   --contrast arm-d-mixcount-strong:arm-b-isic-strong --contrast arm-d-mixcount-strong:arm-c-mix50-strong \
   --contrast arm-e-mix50-negatives:arm-c-mix50-strong --contrast arm-f-mix50-192x240:arm-c-mix50-strong \
   --isic "$S/isic2017" --ham "$S/ham10000" --json docs/training/arms.json --markdown docs/training/arms.md \
-  --hardware "$(lscpu | sed -n 's/^Model name: *//p'), 2 cores"
+  --hardware "$(lscpu | sed -n 's/^Model name: *//p')$(grep -q amx_bf16 /proc/cpuinfo && echo ' (AMX)'), $(nproc) cores, CPU only"
