@@ -10,8 +10,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 S=${1:-../shared/datasets}
 PY=.venv/bin/python
+# Every arm starts from v1, the model bundled until 2026-12-03 (commit bf9e9cd), not from whatever is bundled now.
+V1=runs/v1.safetensors
+mkdir -p runs
+[ -f "$V1" ] || git show bf9e9cd:resources/models/lesionlens.safetensors > "$V1"
 HAM="ham10000=$S/ham10000/images,$S/ham10000/masks"
-COMMON=(--data "$S/isic2017" --preset cpu --init-weights resources/models/lesionlens.safetensors
+COMMON=(--data "$S/isic2017" --preset cpu --init-weights "$V1"
   --schedule onecycle --learning-rate 3e-4 --max-steps 2500 --epoch-images 8000 --epochs 100
   --holdout-images "$S/ham10000/images" --holdout-masks "$S/ham10000/masks" --channels-last true --quiet)
 declare -A ARMS=(
@@ -33,7 +37,6 @@ arm() {  # NAME: train (or resume) one arm in the background, one thread, loggin
     OMP_NUM_THREADS=1 $PY -m trainer train "${COMMON[@]}" ${ARMS[$name]} --run-dir "$dir" > "runs/$name.log" 2>&1 &
   fi
 }
-mkdir -p runs
 # Arm E's negatives: plain-skin crops of the training images with empty masks (hold-out images never cut).
 [ -d data/plain_skin/images ] || $PY -m trainer plain-skin --out data/plain_skin \
   --from "$S/isic2017/ISIC-2017_Training_Data" "$S/isic2017/ISIC-2017_Training_Part1_GroundTruth" \
@@ -45,7 +48,7 @@ for pair in "${PAIRS[@]}"; do
   wait
 done
 $PY -m trainer arms runs/arm-a-isic-paper runs/arm-b-isic-strong runs/arm-c-mix50-strong runs/arm-d-mixcount-strong \
-  runs/arm-e-mix50-negatives runs/arm-f-mix50-192x240 --reference resources/models/lesionlens.safetensors \
+  runs/arm-e-mix50-negatives runs/arm-f-mix50-192x240 --reference "$V1" \
   --contrast arm-b-isic-strong:arm-a-isic-paper --contrast arm-c-mix50-strong:arm-b-isic-strong \
   --contrast arm-d-mixcount-strong:arm-b-isic-strong --contrast arm-d-mixcount-strong:arm-c-mix50-strong \
   --contrast arm-e-mix50-negatives:arm-c-mix50-strong --contrast arm-f-mix50-192x240:arm-c-mix50-strong \
