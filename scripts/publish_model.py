@@ -231,6 +231,15 @@ def data_sources_text(training: dict) -> str:
     return "\n".join(lines)
 
 
+def planned_text(recipe: dict) -> str:
+    """What the run was set to do: its epochs, or its step budget when one ended it first (the comparison arms)."""
+    steps = recipe.get("max_steps") or 0
+    if not steps:
+        return f"{recipe.get('epochs')} planned epochs"
+    images = steps * recipe.get("batch_size", 16)
+    return f"a budget of {steps:,} optimiser steps ({images:,} image-steps)"
+
+
 def history_text(recipe: dict) -> str:
     if recipe.get("init_weights"):
         return (
@@ -282,7 +291,7 @@ def card_context(
         "input": f"{height}x{width}",
         "interpolation": info.preprocessing.interpolation,
         "data_sources": data_sources_text(training),
-        "planned_epochs": recipe.get("epochs"),
+        "planned": planned_text(recipe),
         "best_epoch": training.get("best_epoch"),
         "batch_size": recipe.get("batch_size"),
         "learning_rate": recipe.get("learning_rate"),
