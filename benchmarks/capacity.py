@@ -19,14 +19,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from benchmarks.common import ISIC, REPO, time_calls
+from benchmarks.common import REPO, time_calls
 from segmentation.backends import OnnxRuntimeBackend, TorchBackend, onnxruntime_installed
 from segmentation.network import NetworkConfig, build_model, count_macs, count_parameters
 
@@ -57,35 +55,12 @@ def training_images_per_second(width: int, height: int, input_width: int, *, ste
 
 
 def _train_child(width: int, height: int, input_width: int, *, steps: int, warmup: int) -> dict:
-    from trainer.config import preset
-    from trainer.data import isic_split_folders
-    from trainer.engine import Trainer
+    from benchmarks.training import isic_config, seconds_for_steps
 
     torch.set_num_threads(1)
-    train_images, train_masks = isic_split_folders(ISIC, "Training")
-    val_images, val_masks = isic_split_folders(ISIC, "Validation")
-    config = preset("cpu").override(
-        {
-            "base_width": width,
-            "input_height": height,
-            "input_width": input_width,
-            "channels_last": True,
-            "train_images": str(train_images),
-            "train_masks": str(train_masks),
-            "val_images": str(val_images),
-            "val_masks": str(val_masks),
-        }
-    )
-    with tempfile.TemporaryDirectory(prefix="lesionlens-capacity-") as run_dir:
-        trainer = Trainer(config, Path(run_dir), device="cpu", quiet=True)
-        batches = iter(trainer._loader(0))
-        trainer.network.train()
-        for _ in range(warmup):
-            trainer.train_step(*next(batches))
-        started = time.perf_counter()
-        for _ in range(steps):
-            trainer.train_step(*next(batches))
-        seconds = time.perf_counter() - started
+    overrides = {"base_width": width, "input_height": height, "input_width": input_width, "channels_last": True}
+    config = isic_config(overrides)
+    seconds, trainer = seconds_for_steps(config, steps=steps, warmup=warmup)
     precision = str(trainer.autocast_dtype or "fp32").replace("torch.", "")
     return {"images_per_second": round(steps * config.batch_size / seconds, 2), "precision": precision}
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import ISIC, REPO
-from trainer.config import preset
+from trainer.config import TrainConfig, preset
 from trainer.data import isic_split_folders
 from trainer.engine import Trainer
 
@@ -29,30 +29,33 @@ def run(*, steps: int = 6, warmup: int = 2) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure(*, variants: tuple[str, ...] = ("full", "unet"), steps: int = 6, warmup: int = 2) -> dict:
+def isic_config(overrides: dict) -> TrainConfig:
+    """The cpu preset with ``overrides``, on the shared ISIC 2017 training and validation folders."""
     train_images, train_masks = isic_split_folders(ISIC, "Training")
     val_images, val_masks = isic_split_folders(ISIC, "Validation")
+    folders = {"train_images": train_images, "train_masks": train_masks, "val_images": val_images}
+    return preset("cpu").override({**{k: str(v) for k, v in folders.items()}, "val_masks": str(val_masks), **overrides})
+
+
+def seconds_for_steps(config: TrainConfig, *, steps: int, warmup: int) -> tuple[float, Trainer]:
+    """Wall seconds of ``steps`` optimiser steps of the real loop after ``warmup`` steps, and the trainer used."""
+    with tempfile.TemporaryDirectory(prefix="lesionlens-train-bench-") as run_dir:
+        trainer = Trainer(config, Path(run_dir), device="cpu", quiet=True)
+        batches = iter(trainer._loader(0))
+        trainer.network.train()
+        for _ in range(warmup):
+            trainer.train_step(*next(batches))
+        started = time.perf_counter()
+        for _ in range(steps):
+            trainer.train_step(*next(batches))
+        return time.perf_counter() - started, trainer
+
+
+def measure(*, variants: tuple[str, ...] = ("full", "unet"), steps: int = 6, warmup: int = 2) -> dict:
     results = {}
     for variant in variants:
-        config = preset("cpu").override(
-            {
-                "variant": variant,
-                "train_images": str(train_images),
-                "train_masks": str(train_masks),
-                "val_images": str(val_images),
-                "val_masks": str(val_masks),
-            }
-        )
-        with tempfile.TemporaryDirectory(prefix="lesionlens-train-bench-") as run_dir:
-            trainer = Trainer(config, Path(run_dir), device="cpu", quiet=True)
-            batches = iter(trainer._loader(0))
-            trainer.network.train()
-            for _ in range(warmup):
-                trainer.train_step(*next(batches))
-            started = time.perf_counter()
-            for _ in range(steps):
-                trainer.train_step(*next(batches))
-            seconds = time.perf_counter() - started
+        config = isic_config({"variant": variant})
+        seconds, _ = seconds_for_steps(config, steps=steps, warmup=warmup)
         images = steps * config.batch_size
         results[variant] = {
             "input": [config.input_height, config.input_width],

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segmentation.metrics import bootstrap_ci
+from trainer.arms import paired_difference
 
 WORST = 5
 
@@ -50,14 +50,14 @@ def paired(previous: dict[str, float], rows: list[dict]) -> dict:
     common = sorted(set(previous) & set(now))
     if not common:
         raise ValueError("the previous model was scored on none of these images")
-    before = np.array([previous[image] for image in common])
-    after = np.array([now[image] for image in common])
-    low, high = bootstrap_ci(after - before)
+    before = [previous[image] for image in common]
+    after = [now[image] for image in common]
+    difference, low, high = paired_difference(before, after)
     return {
         "n": len(common),
-        "previous": float(before.mean()),
-        "now": float(after.mean()),
-        "difference": float((after - before).mean()),
+        "previous": float(np.mean(before)),
+        "now": float(np.mean(after)),
+        "difference": difference,
         "ci95": [low, high],
     }
 
