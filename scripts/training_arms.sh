@@ -24,8 +24,9 @@ declare -A ARMS=(
   [arm-c-mix50-strong]="--source $HAM,0.5"
   [arm-d-mixcount-strong]="--source $HAM"
   [arm-e-mix50-negatives]="--source $HAM,0.5 --source plain_skin=data/plain_skin/images,data/plain_skin/masks,0.1"
-  # The capacity trade: C's recipe at a larger input (117 ms forward, 0.58x the training speed: capacity.md).
-  [arm-f-mix50-192x240]="--source $HAM,0.5 --input-height 192 --input-width 240"
+  # The capacity trade at equal training minutes: C's recipe at a larger input, which trains at 0.58x C's speed
+  # (117 ms forward: capacity.md), so 0.6x C's image-steps (24k: 1,500 steps, 3 epochs of 8,000).
+  [arm-f-mix50-192x240]="--source $HAM,0.5 --input-height 192 --input-width 240 --max-steps 1500"
 )
 arm() {  # NAME: train (or resume) one arm in the background, one thread, logging to runs/NAME.log
   local name=$1 dir=runs/$1
