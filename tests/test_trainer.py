@@ -595,3 +595,24 @@ def test_evaluate_scores_only_the_requested_images(data, tmp_path):
     assert [Path(row["image"]).stem for row in rows] == [first]
     with pytest.raises(ValueError, match="none of the"):
         evaluate_folder(predictor, Path(data["val_images"]), Path(data["val_masks"]), only={"ISIC_nothing"})
+
+
+def test_arms_table_prints_training_speed_as_a_plain_number():
+    """A median over an even number of epochs is a float sum (11.25 and 11.31 give 11.280000000000001): the table
+    shows it to two decimals, and a fast GPU's thousands without an exponent."""
+    from trainer.arms import markdown
+
+    def row(name: str, speed: float) -> dict:
+        score = {"n": 3, "mean": 0.9, "ci95": [0.85, 0.95]}
+        return {
+            "arm": name,
+            "sources": "s",
+            "augmentation": "a",
+            "image_steps": 8,
+            "images_per_second": speed,
+            "v": score,
+        }
+
+    table = markdown({"baseline": "a", "arms": [row("a", 11.25 / 2 + 11.31 / 2), row("b", 2345.678)]}, "machine")
+    assert "| 11.28 |" in table and "| 2345.68 |" in table
+    assert "000000" not in table and "e+" not in table

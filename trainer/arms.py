@@ -166,7 +166,7 @@ def markdown(result: dict, hardware: str) -> str:
             row["sources"],
             row["augmentation"],
             f"{row['image_steps']:,}" if row["image_steps"] else "—",
-            f"{row['images_per_second']:.3g}" if row["images_per_second"] else "—",
+            f"{round(row['images_per_second'], 2):g}" if row["images_per_second"] else "—",
         ]
         for name in sets:
             score = row[name]
