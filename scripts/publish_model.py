@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fullres", type=Path, default=SHARED / "isic2017-fullres-samples")
     parser.add_argument("--name", help="model name shown in the app (default: lesionlens-<run folder>)")
     parser.add_argument("--hardware", default="", help="what it was trained on, for the model card")
+    parser.add_argument(
+        "--quality-cache", type=Path, help="keep the quality refit's predictor outputs here (reused by a rerun)"
+    )
     args = parser.parse_args(argv)
 
     weights = bundled_weights_path()
@@ -97,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         copy_training_records(args.run_dir)
     elif args.weights.resolve() != weights.resolve():
         shutil.copy2(args.weights, weights)
-    refit_quality(weights, ham=args.ham, isic=args.data)  # rewrites the metadata: before the pin
+    # rewrites the metadata: before the pin
+    refit_quality(weights, ham=args.ham, isic=args.data, cache=args.quality_cache)
     write_pin(weights)
     predictor = Predictor(weights, "cpu")
     info = predictor.info
@@ -325,12 +329,25 @@ def render_card(context: dict, notes: str) -> str:
     return Template(CARD_TEMPLATE.read_text()).substitute({**context, "notes": notes})
 
 
+def section_of_card(heading: str) -> str:
+    """The body of a section of the current model card (a republication of the same tensors keeps it)."""
+    path = REPO / "docs" / "MODEL_CARD.md"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    start = text.find("\n" + heading)
+    if start < 0:
+        return ""
+    body = text[text.index("\n", start + 1) + 1 :]  # after the heading's line
+    end = body.find("\n## ")
+    return (body if end < 0 else body[:end]).strip()
+
+
 def previous_text(previous: PreviousModel | None, sha256: str, results: dict[str, list[dict]]) -> str:
     """The card's section on the model this one replaces (``trainer.previous``), or why there is none."""
     if previous is None:
         return "No model was published before this one."
     if previous.sha256 == sha256:
-        return (
+        standing = section_of_card("## Against the model it replaces")
+        return standing or (
             f"This is a republication of `{previous.name}` (the same tensors): the previous comparison stands "
             "(see the git history of this card)."
         )

@@ -1,7 +1,9 @@
 """Who runs the network: PyTorch, or ONNX Runtime when it is installed and faster on this machine.
 
-Both backends take the preprocessed float32 batch (Nx3xHxW) and return the logits (Nx1xHxW); everything before and
-after (resizing, normalising, sigmoid, upsampling) is shared, so the choice changes speed and nothing else.
+Both backends take the preprocessed float32 batch (Nx3xHxW) and return the logits (Nx1xHxW) and, from the same
+pass, the summary of the network's stages that the plain-skin check reads (``segmentation.network.summarise``);
+everything before and after (resizing, normalising, sigmoid, upsampling) is shared, so the choice changes speed and
+nothing else.
 
 - PyTorch runs on the CPU in channels-last memory layout (faster than contiguous for the bundled model, see
   ``docs/BENCHMARKS.md``), and on a GPU as it is.
@@ -27,6 +29,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from segmentation.network import SummarisedNetwork
+
 log = logging.getLogger("lesionlens.backends")
 
 BACKEND_CHOICES = ("auto", "torch", "onnxruntime")
@@ -37,11 +41,14 @@ CALIBRATION_RUNS = 2  # after the agreement probe, which is each backend's warm-
 
 
 class Backend(Protocol):
-    """Runs the network: ``logits(batch)`` with batch float32 Nx3xHxW, returns float32 Nx1xHxW."""
+    """Runs the network: ``outputs(batch)`` with batch float32 Nx3xHxW returns the float32 logits (Nx1xHxW) and
+    the stages' summary (NxS); ``logits(batch)`` the logits alone."""
 
     name: str
 
     def logits(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class TorchBackend:
@@ -50,17 +57,21 @@ class TorchBackend:
     def __init__(self, model: torch.nn.Module, device: torch.device, *, channels_last: bool | None = None) -> None:
         self.device = device
         self.channels_last = device.type == "cpu" if channels_last is None else channels_last
-        self.model = model.to(device).eval()
+        self.model = SummarisedNetwork(model.to(device).eval())
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.name = "PyTorch" + (" channels-last" if self.channels_last else "")
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
+        return self.outputs(batch)[0]
+
+    def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with torch.inference_mode():
             tensor = torch.from_numpy(batch).to(self.device)
             if self.channels_last:
                 tensor = tensor.contiguous(memory_format=torch.channels_last)
-            return self.model(tensor).float().cpu().numpy()
+            logits, summary = self.model(tensor)
+            return logits.float().cpu().numpy(), summary.float().cpu().numpy()
 
 
 class OnnxRuntimeBackend:
@@ -91,8 +102,12 @@ class OnnxRuntimeBackend:
         return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
+        return self.outputs(batch)[0]
+
+    def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         session = self.sessions[self.spinning]
-        return session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        logits, summary = session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
+        return logits, summary
 
 
 @contextlib.contextmanager
@@ -109,8 +124,9 @@ def sharing_the_cores(backend: Backend) -> Iterator[None]:
 
 
 def export_onnx_bytes(model: torch.nn.Module, input_size: tuple[int, int]) -> bytes:
-    """The model as an ONNX graph (opset 17, dynamic batch), exported without touching the caller's model."""
-    model = copy.deepcopy(model).cpu().float().eval().to(memory_format=torch.contiguous_format)
+    """The model and its stages' summary as an ONNX graph (opset 17, dynamic batch, outputs ``logits`` and
+    ``summary``), exported without touching the caller's model."""
+    model = SummarisedNetwork(copy.deepcopy(model).cpu().float().eval().to(memory_format=torch.contiguous_format))
     height, width = input_size
     buffer = io.BytesIO()
     with warnings.catch_warnings():  # the TorchScript exporter (it needs the onnx package, not onnxscript)
@@ -120,8 +136,8 @@ def export_onnx_bytes(model: torch.nn.Module, input_size: tuple[int, int]) -> by
             torch.zeros(1, 3, height, width),
             buffer,
             input_names=["image"],
-            output_names=["logits"],
-            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+            output_names=["logits", "summary"],
+            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}, "summary": {0: "batch"}},
             opset_version=17,
             dynamo=False,
         )

@@ -88,14 +88,22 @@ class Predictor:
 
     def predict(self, image: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> LesionSegmentation:
         """Probability map and binary mask for ``threshold``, with the model's provenance and quality estimator."""
-        small = self.model_probabilities([image])[0]  # the model's own resolution: the estimated Dice, no-lesion rule
+        probabilities, summaries = self.model_outputs([image])
+        small = probabilities[0]  # the model's own resolution: the estimated Dice, the no-lesion rule
         return LesionSegmentation(
             probability=upsample_probability(small, image.shape[:2]),
             threshold=threshold,
             model=self.identity,
             model_probability=small,
             quality_model=self.info.quality,
+            plain_skin=self.is_plain_skin(summaries[0]),
         )
+
+    def is_plain_skin(self, summary: np.ndarray) -> bool:
+        """The weights' plain-skin check (``segmentation.skin_check``) on one image's summary; False without one."""
+        quality = self.info.quality
+        probe = quality.plain_skin if quality is not None else None
+        return probe is not None and probe.is_plain_skin(summary)
 
     def predict_probabilities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Batched prediction: one forward pass for all ``images`` (each of any size)."""
@@ -104,10 +112,16 @@ class Predictor:
 
     def model_probabilities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Lesion probabilities at the model's own input size (float32, one forward pass for all ``images``)."""
+        return self.model_outputs(images)[0]
+
+    def model_outputs(self, images: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+        """One forward pass for all ``images``: their probabilities at the model's input size (float32) and the
+        summaries of the network's stages (N x S float32, ``segmentation.network.summarise``)."""
         if not images:
-            return []
+            return [], np.zeros((0, 0), np.float32)
         batch = np.stack([prepare_input(image, self.info.preprocessing) for image in images])
-        return list(torch.sigmoid(torch.from_numpy(self.backend.logits(batch)))[:, 0].numpy())
+        logits, summaries = self.backend.outputs(batch)
+        return list(torch.sigmoid(torch.from_numpy(logits))[:, 0].numpy()), summaries
 
 
 def upsample_probability(probability: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -34,6 +34,8 @@ class LesionSegmentation:
     clinician edited it (then ``edited`` is True and the threshold no longer defines it). ``model_probability`` is
     the map at the model's own resolution and ``quality_model`` the weights' estimator (both optional): with them
     the result carries an estimated Dice, and a faint outline on plain skin becomes "no lesion found" (empty mask).
+    ``plain_skin``: the weights' plain-skin check (``segmentation.skin_check``, on the network's features) says the
+    photo shows no lesion; the model's mask is then empty at every threshold.
     """
 
     probability: np.ndarray | None
@@ -44,6 +46,7 @@ class LesionSegmentation:
     cleanup: tuple[str, ...] = ()
     model_probability: np.ndarray | None = None
     quality_model: QualityEstimator | None = None
+    plain_skin: bool = False
 
     def __post_init__(self) -> None:
         if self.mask is None:
@@ -52,12 +55,14 @@ class LesionSegmentation:
             self.mask = self.model_mask(self.threshold)
 
     def no_lesion_at(self, threshold: float) -> bool:
-        """The estimator's no-lesion rule on the model's own mask at ``threshold``."""
+        """The plain-skin check, or the estimator's no-lesion rule on the model's own mask at ``threshold``."""
         if self.model_probability is None or self.quality_model is None:
             return False
         small = binarise(self.model_probability, threshold)
         if not small.any():
             return False
+        if self.plain_skin:
+            return True
         return self.quality_model.is_no_lesion(quality_features(self.model_probability, small, threshold))
 
     def model_mask(self, threshold: float) -> np.ndarray:

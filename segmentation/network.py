@@ -264,14 +264,46 @@ class DualAttentionUNet(nn.Module):
         self.head = nn.Conv2d(w, 1, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_stages(x)[0]
+
+    def forward_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The logit map and every stage's output: the encoder's three skips, the bridge, the decoder's three."""
         skips = []
         for stage in self.encoder:
             skip, x = stage(x)
             skips.append(skip)
         x = self.bridge(x)
+        stages = [*skips, x]
         for stage, skip in zip(self.decoder, reversed(skips), strict=True):
             x = stage(x, skip)
-        return self.head(x)
+            stages.append(x)
+        return self.head(x), stages
+
+
+#: Per channel of every stage, in this order: the summary the probe reads.
+STATISTICS = ("mean", "max", "std")
+
+
+def summarise(stages: list[torch.Tensor]) -> torch.Tensor:
+    """N x (3 * channels of all stages): per stage, each channel's mean, then its maximum, then its spread."""
+    parts = []
+    for stage in stages:
+        stage = stage.float()
+        std, mean = torch.std_mean(stage, dim=(2, 3))  # one pass for both
+        parts += [mean, stage.amax((2, 3)), std]
+    return torch.cat(parts, 1)
+
+
+class SummarisedNetwork(nn.Module):
+    """The segmentation network returning its logit map and the image-level summary of its stages (what runs)."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, stages = self.network.forward_stages(x)
+        return logits, summarise(stages)
 
 
 def build_model(config: NetworkConfig | dict | None = None) -> DualAttentionUNet:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from segmentation.skin_check import PlainSkinProbe
+
 #: Probabilities within this margin of the threshold count as "near the threshold" (uncertain).
 NEAR_MARGIN = 0.3
 #: Components smaller than this share of the model's input are ignored when counting lesions (speckle).
@@ -91,6 +93,8 @@ class QualityEstimator:
 
     ``review_below``: ``needs_review`` when the estimate is below it (the operating point chosen on the hold-out).
     ``no_lesion``: thresholds under which a non-empty model mask is taken as "no lesion found" (all must hold).
+    ``plain_skin``: the image-level plain-skin check on the network's features (``segmentation.skin_check``); when it
+    fires, the model's mask is "no lesion found" too.
     """
 
     features: tuple[str, ...]
@@ -101,6 +105,7 @@ class QualityEstimator:
     review_below: float
     no_lesion: dict[str, float] = field(default_factory=dict)
     fitted_on: dict = field(default_factory=dict)
+    plain_skin: PlainSkinProbe | None = None
 
     def __post_init__(self) -> None:
         n = len(self.features)
@@ -152,6 +157,7 @@ class QualityEstimator:
             "review_below": self.review_below,
             "no_lesion": dict(self.no_lesion),
             "fitted_on": self.fitted_on,
+            **({"plain_skin": self.plain_skin.to_dict()} if self.plain_skin is not None else {}),
         }
 
     @classmethod
@@ -169,6 +175,7 @@ class QualityEstimator:
                 review_below=float(values["review_below"]),
                 no_lesion=dict(values.get("no_lesion", {})),
                 fitted_on=dict(values.get("fitted_on", {})),
+                plain_skin=PlainSkinProbe.from_dict(values["plain_skin"]) if "plain_skin" in values else None,
             )
         except KeyError as error:
             raise ValueError(f"quality metadata lacks {error.args[0]!r}") from error

@@ -62,6 +62,11 @@ def test_onnxruntime_logits_match_and_batch(tiny_weights: Path) -> None:
     runtime = OnnxRuntimeBackend(model, info.preprocessing.input_size)
     assert runtime.name.startswith("ONNX Runtime")
     np.testing.assert_allclose(runtime.logits(batch), expected, atol=1e-4)
+    # the stages' summary the plain-skin check reads comes out of the same pass, the same from both
+    expected_summary = TorchBackend(model, torch.device("cpu"), channels_last=False).outputs(batch)[1]
+    _logits, summary = runtime.outputs(batch)
+    assert summary.shape == expected_summary.shape and summary.shape[0] == 3
+    np.testing.assert_allclose(summary, expected_summary, atol=1e-3, rtol=1e-4)
 
 
 class _Fixed:
@@ -131,8 +136,8 @@ def test_the_batch_engine_runs_onnxruntime_with_sleeping_threads(tiny_weights: P
 
     predictor = Predictor(tiny_weights, "cpu", backend="onnxruntime")
     seen: list[bool] = []
-    real = predictor.backend.logits
-    predictor.backend.logits = lambda batch: seen.append(predictor.backend.spinning) or real(batch)
+    real = predictor.backend.outputs
+    predictor.backend.outputs = lambda batch: seen.append(predictor.backend.spinning) or real(batch)
     predictor.predict(rgb_image())
     path = tmp_path / "one.png"
     Image.fromarray(rgb_image()).save(path)

@@ -86,7 +86,7 @@ def test_model_runs_without_autograd(predictor: Predictor, rgb_image) -> None:
     def hook(_module, inputs, output) -> None:
         seen.append((torch.is_inference_mode_enabled(), inputs[0].requires_grad, output.requires_grad))
 
-    handle = predictor.model.register_forward_hook(hook)
+    handle = predictor.model.head.register_forward_hook(hook)  # the network's last layer, on the path that runs
     try:
         predictor.predict_probability(rgb_image(30, 40))
     finally:
@@ -187,7 +187,8 @@ def test_the_predictor_feeds_its_model_the_trainer_tensor(predictor: Predictor, 
     Image.fromarray(np.zeros(array.shape[:2], dtype=np.uint8)).save(mask_path)
     trainer = _trainer_tensor(Sample(image_path, mask_path), predictor.info.preprocessing, tmp_path / "cache")
     fed: list[torch.Tensor] = []
-    handle = predictor.model.register_forward_pre_hook(lambda _m, inputs: fed.append(inputs[0].clone()))
+    first_stage = predictor.model.encoder[0]  # what the network's first layer is fed, on the path that runs
+    handle = first_stage.register_forward_pre_hook(lambda _m, inputs: fed.append(inputs[0].clone()))
     try:
         predictor.predict_probability(array)
     finally:

@@ -16,10 +16,12 @@ from segmentation.network import (
     MultiKernelSpatialAttention,
     NetworkConfig,
     ResidualMultiScaleModule,
+    SummarisedNetwork,
     build_model,
     count_macs,
     count_parameters,
     reduced_channels,
+    summarise,
 )
 
 
@@ -209,3 +211,24 @@ def test_attention_modules_build_when_channels_are_below_the_ratio() -> None:
     with torch.inference_mode():
         assert df(torch.randn(1, 2, 4, 4), torch.randn(1, 3, 2, 2)).shape == (1, 2, 4, 4)
         assert ef(torch.randn(1, 2, 4, 4)).shape == (1, 2, 4, 4)
+
+
+def test_the_summary_holds_each_stages_channel_mean_max_and_spread(full_model: DualAttentionUNet) -> None:
+    x = torch.randn(2, 3, 32, 40, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        logits, stages = full_model.forward_stages(x)
+        wrapped_logits, summary = SummarisedNetwork(full_model)(x)
+        plain = full_model(x)
+    assert len(stages) == 7  # three encoder skips, the bridge, three decoder stages
+    torch.testing.assert_close(logits, plain)
+    torch.testing.assert_close(wrapped_logits, plain)
+    channels = [stage.shape[1] for stage in stages]
+    assert channels == [4, 8, 16, 32, 16, 8, 4]  # width 4
+    assert summary.shape == (2, 3 * sum(channels))
+    torch.testing.assert_close(summary, summarise(stages))
+    bridge = stages[3]
+    start = 3 * sum(channels[:3])  # the bridge's block: mean, max, std of its 32 channels
+    torch.testing.assert_close(summary[:, start : start + 32], bridge.mean((2, 3)))
+    torch.testing.assert_close(summary[:, start + 32 : start + 64], bridge.amax((2, 3)))
+    torch.testing.assert_close(summary[:, start + 64 : start + 96], bridge.std((2, 3)))
+    assert not torch.allclose(summary[0], summary[1])  # two images, two summaries

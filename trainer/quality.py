@@ -37,6 +37,7 @@ from segmentation.naming import mask_name
 from segmentation.quality import FEATURE_DESCRIPTIONS, QualityEstimator, quality_features, transform_feature
 from segmentation.weights import read_model_info, rewrite_metadata
 from trainer.plain_skin import CROP_MARGIN, CROP_MIN_HEIGHT, plain_skin_crop
+from trainer.skin_check import collect_training, fit_probe, no_lesion_outcome, training_items
 from trainer.splits import HAM10000_HOLDOUT, HoldoutSplit, read_lesion_ids
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,20 +69,20 @@ def dataset_items(ham: Path, isic_validation: tuple[Path, Path]) -> list[tuple[s
 
 def collect(predictor: Predictor, items: list[tuple[str, str, Path, Path]], batch: int = 16) -> dict[str, np.ndarray]:
     """One pass of the predictor over every image and its plain-skin crop: model-resolution probabilities, the
-    image-resolution Dice of the app's mask (NaN for crops), and the image size."""
-    records: dict[str, list] = {key: [] for key in ("set", "id", "kind", "prob", "shape", "dice")}
+    image-resolution Dice of the app's mask (NaN for crops), the image size, and the summary of the network's
+    stages that the plain-skin check reads."""
+    records: dict[str, list] = {key: [] for key in ("set", "id", "kind", "prob", "shape", "dice", "summary")}
     pending: list[tuple[str, str, str, np.ndarray, np.ndarray | None]] = []
 
     def flush() -> None:
-        small = predictor.model_probabilities([entry[3] for entry in pending])
-        for (subset, image_id, kind, image, truth), probability in zip(pending, small, strict=True):
+        small, summaries = predictor.model_outputs([entry[3] for entry in pending])
+        for (subset, image_id, kind, image, truth), probability, summary in zip(pending, small, summaries, strict=True):
             dice = np.nan
             if truth is not None:
                 mask = upsample_probability(probability, image.shape[:2]) >= THRESHOLD
                 dice = scores(ConfusionCounts.from_masks(mask, truth))["dice"]
-            for key, value in zip(
-                records, (subset, image_id, kind, probability.astype(np.float16), image.shape[:2], dice), strict=True
-            ):
+            values = (subset, image_id, kind, probability.astype(np.float16), image.shape[:2], dice, summary)
+            for key, value in zip(records, values, strict=True):
                 records[key].append(value)
         pending.clear()
 
@@ -98,13 +99,14 @@ def collect(predictor: Predictor, items: list[tuple[str, str, Path, Path]], batc
     return {key: np.array(values) for key, values in records.items()}
 
 
-def load_or_collect(predictor: Predictor, items: list, cache: Path | None) -> dict[str, np.ndarray]:
-    """The collected records, from ``cache`` when it was made for these very tensors."""
+def load_or_collect(predictor: Predictor, items: list, cache: Path | None, collector=None) -> dict[str, np.ndarray]:
+    """The collected records (``collector``, default :func:`collect`), from ``cache`` when it was made for these
+    very tensors by this version of the collection (it holds the stage summaries)."""
     if cache is not None and cache.exists():
         data = dict(np.load(cache, allow_pickle=False))
-        if str(data.get("weights_sha256", "")) == predictor.info.sha256:
+        if str(data.get("weights_sha256", "")) == predictor.info.sha256 and "summary" in data:
             return data
-    data = collect(predictor, items)
+    data = (collector or collect)(predictor, items)
     if cache is not None:
         np.savez_compressed(cache, weights_sha256=predictor.info.sha256, **data)
     return data
@@ -240,16 +242,26 @@ def refit(
     cache: Path | None = None,
     report: bool = True,
     items: list[tuple[str, str, Path, Path]] | None = None,
+    training: list[tuple[Path, Path]] | None = None,
 ) -> QualityEstimator:
     """Fit, write into ``weights``' metadata, and (``report``) regenerate ``docs/QUALITY.md`` and its figure.
 
-    ``items`` (set, id, image, mask) replaces the HAM hold-out and ISIC validation images (tests)."""
+    ``items`` (set, id, image, mask) replaces the HAM hold-out and ISIC validation images, ``training`` (image,
+    mask) the training images of the plain-skin check (tests)."""
     predictor = Predictor(weights, "cpu")
     if items is None:
         validation = (isic / "ISIC-2017_Validation_Data", isic / "ISIC-2017_Validation_Part1_GroundTruth")
         items = dataset_items(ham, validation)
     data = load_or_collect(predictor, items, cache)
+    training_cache = cache.with_name(f"{cache.stem}-training.npz") if cache is not None else None
+    examples = load_or_collect(
+        predictor, training if training is not None else training_items(ham, isic), training_cache, collect_training
+    )
     rows = feature_table(data)
+    lesion_of = read_lesion_ids(ham / "HAM10000_metadata.csv") if (ham / "HAM10000_metadata.csv").exists() else {}
+    groups = np.array([lesion_of.get(str(i), str(i)) for i in data["id"]])
+    outlined = np.array([row["lesion_share"] > 0 for row in rows])
+    probe, out_of_fold = fit_probe(examples, data, groups, outlined)
     sets, kinds, dice = data["set"], data["kind"], data["dice"].astype(float)
     ham_lesion = np.flatnonzero((sets == "ham") & (kinds == "lesion"))
     ham_rows = [rows[i] for i in ham_lesion]
@@ -260,6 +272,7 @@ def refit(
         fitted,
         review_below=round(review_below, 4),
         no_lesion=no_lesion,
+        plain_skin=probe,
         fitted_on={
             "data": f"HAM10000 hold-out ({HAM10000_HOLDOUT.name}), {len(ham_lesion)} images grouped by lesion_id",
             "target": "Dice of the app's mask (threshold 0.5, image resolution) against the expert mask",
@@ -270,13 +283,18 @@ def refit(
     info = read_model_info(weights)
     rewrite_metadata(weights, replace(info, quality=estimator))
     if report:
-        results = measure(estimator, data, rows, ham / "HAM10000_metadata.csv")
+        results = measure(estimator, data, rows, ham / "HAM10000_metadata.csv", out_of_fold)
         write_report(results, read_model_info(weights))
     return estimator
 
 
-def measure(estimator: QualityEstimator, data: dict, rows: list[dict], ham_metadata: Path) -> dict:
+def measure(
+    estimator: QualityEstimator, data: dict, rows: list[dict], ham_metadata: Path, skin_out_of_fold: np.ndarray
+) -> dict:
+    """Everything ``docs/QUALITY.md`` reports; ``skin_out_of_fold``: the plain-skin probe's out-of-fold logits."""
     sets, kinds, dice = data["set"], data["kind"], data["dice"].astype(float)
+    probe = estimator.plain_skin
+    logit = np.array([probe.logit(s) for s in data["summary"]]) if probe is not None else np.full(len(rows), -np.inf)
     lesion_of = read_lesion_ids(ham_metadata) if ham_metadata.exists() else {}
     results: dict = {"review_below": estimator.review_below, "no_lesion_rule": estimator.no_lesion, "sets": {}}
     for name in ("ham", "isic"):
@@ -300,15 +318,11 @@ def measure(estimator: QualityEstimator, data: dict, rows: list[dict], ham_metad
         if name == "ham":
             out_of_fold = cross_validated(subset, actual, groups)
             entry["cross_validated"] = operating_numbers(out_of_fold, actual, choose_operating_point(out_of_fold))
-        gated = np.array([row["lesion_share"] > 0 and estimator.is_no_lesion(row) for row in subset])
-        entry["lesions_emptied"] = int(gated.sum())  # outlined by the model, emptied by the rule
         entry["lesions_empty_already"] = int(sum(row["lesion_share"] == 0 for row in subset))
-        entry["dice_change_from_no_lesion_rule"] = float(-(actual * gated).mean()) + 0.0  # emptied: Dice 0; no -0
-        skin = [rows[i] for i in np.flatnonzero((sets == name) & (kinds == "skin"))]
-        reported = [(row["lesion_share"] == 0) or estimator.is_no_lesion(row) for row in skin]
-        entry["skin_crops"] = len(skin)
-        entry["skin_no_lesion_share"] = float(np.mean(reported)) if skin else float("nan")
-        entry["skin_outlined_before_share"] = float(np.mean([row["lesion_share"] > 0 for row in skin])) if skin else 0
+        records = np.flatnonzero(sets == name)
+        entry["no_lesion"] = no_lesion_outcome(estimator, rows, data, records, logit)
+        if name == "ham":
+            entry["no_lesion_out_of_fold"] = no_lesion_outcome(estimator, rows, data, records, skin_out_of_fold)
         results["sets"][name] = entry
     return results
 
@@ -362,6 +376,16 @@ def _pct(value: float) -> str:
 def _ci(entry: dict, key: str, percent: bool = True) -> str:
     low, high = entry["ci"][key]
     return f"{100 * low:.1f}–{100 * high:.1f} %" if percent else f"{low:.3f}–{high:.3f}"
+
+
+def skin_outcomes(results: dict) -> list[tuple[str, dict]]:
+    """(row label, outcome) of the no-lesion table: HAM fitted, HAM out of fold, ISIC."""
+    out = []
+    for name, entry in results["sets"].items():
+        out.append((name.upper() + (" (fitted here)" if name == "ham" else ""), entry["no_lesion"]))
+        if "no_lesion_out_of_fold" in entry:
+            out.append(("HAM, out of fold", entry["no_lesion_out_of_fold"]))
+    return out
 
 
 def write_report(results: dict, info) -> None:
@@ -423,16 +447,21 @@ def write_report(results: dict, info) -> None:
             f"| `{name}` | {FEATURE_DESCRIPTIONS[name]} | {mean:.4f} | {scale:.4f} | {coefficient:+.4f} |"
         )
     skin_rows = [
-        '| set | plain-skin crops | outlined a lesion without the rule | reported "no lesion found" | '
-        "real lesion images emptied | mean Dice change on real lesion images |",
-        "|---|---:|---:|---:|---:|---:|",
+        '| set | plain-skin crops | outlined by the network | "no lesion found", faint-outline rule alone | '
+        '"no lesion found", with the plain-skin check | real lesion images emptied (their Dice) | '
+        "mean Dice change on real lesion images |",
+        "|---|---:|---:|---:|---:|---|---:|",
     ]
-    for name, e in results["sets"].items():
+    for label, e in skin_outcomes(results):
         skin_rows.append(
-            f"| {name.upper()} | {e['skin_crops']} | {_pct(e['skin_outlined_before_share'])} | "
-            f"{_pct(e['skin_no_lesion_share'])} | {e['lesions_emptied']} of {e['n']} | "
-            f"{e['dice_change_from_no_lesion_rule']:+.5f} |"
+            f"| {label} | {e['crops']} | {_pct(e['crops_outlined_share'])} | {_pct(e['crops_no_lesion_rule_share'])} | "
+            f"{_pct(e['crops_no_lesion_share'])} | {e['lesions_emptied']} of {e['lesions']}"
+            f"{' (' + ', '.join(f'{d:.2f}' for d in e['dice_of_emptied']) + ')' if e['dice_of_emptied'] else ''} | "
+            f"{e['dice_change']:+.4f} |"
         )
+    probe = estimator.plain_skin
+    probe_fit = probe.fitted_on if probe is not None else {}
+    probe_above = f"{probe.above:.2f}" if probe is not None else "— (no check in these weights)"
     cv_text = (
         f"Fitted and measured on the same hold-out, the HAM column is optimistic. Cross-validated (5 folds by "
         f"lesion, each fold's images estimated by a model fitted without them, its own operating point): AUROC "
@@ -458,10 +487,14 @@ which knows nothing of the correction, and the clinician has looked at it.
 - **needs review**: the estimate is below **{estimator.review_below:.3f}**, the operating point chosen on the HAM10000
   hold-out as the highest that flags at most {FLAG_BUDGET:.0%} of its images (stored in the weights' metadata,
   `quality.review_below`, and refitted with the model).
-- **no lesion found** (informational): the mask is empty, or the model's outline is so faint that it is plain skin
-  (every one of: mean probability inside the outline below {estimator.no_lesion.get("mean_inside", float("nan")):.3f},
-  probability mass below {estimator.no_lesion.get("soft_area", float("nan")):.4f} of the image; the limits are
-  {NO_LESION_MARGIN} times the lowest values any real lesion of the HAM hold-out had); the mask is then empty.
+- **no lesion found** (informational): the mask is empty, or the photo is plain skin; the mask is then empty.
+  Plain skin is what the **plain-skin check** says (`segmentation/skin_check.py`): a logistic probe on the summary of
+  the network's own stages (each channel's mean, maximum and spread over the image), "plain skin" when its logit is
+  above **{probe_above}**: {probe_fit.get("operating_point", "")}.
+  Or the model's outline is so faint that it is plain skin: mean probability inside the outline below
+  {estimator.no_lesion.get("mean_inside", float("nan")):.3f} and probability mass below
+  {estimator.no_lesion.get("soft_area", float("nan")):.4f} of the image ({NO_LESION_MARGIN} times the lowest values
+  any real lesion of the HAM hold-out had).
 - **lesion at the image border** (informational): common in dermoscopy, not a review flag.
 
 The old "low confidence" flag (share of an uncertain band measured on the upsampled map) is gone: it fired on
@@ -483,7 +516,11 @@ images with Dice below 0.7 caught.
 ## No lesion: plain-skin crops
 Crops of plain skin cut from the lesion-free part of each image (at least {CROP_MARGIN} px clear of the expert's
 outline and of the dark vignette, the largest 5:4 rectangle, at least {CROP_MIN_HEIGHT} px high), segmented like
-any photo.
+any photo. Target (quality issue): at least 90 % of them "no lesion found", while the mean Dice on real lesion
+images changes by less than 0.002. The plain-skin check was fitted on the HAM hold-out (and training images), so
+its HAM row is optimistic; "HAM, out of fold" scores each lesion's images and crops with a probe fitted without
+them, at the same operating point.
+Probe fitted on: {probe_fit.get("data", "none")}; ridge λ = {probe_fit.get("ridge", "—")}.
 
 {chr(10).join(skin_rows)}
 
