@@ -280,12 +280,9 @@ class DualAttentionUNet(nn.Module):
         return self.head(x), stages
 
 
-#: Per channel of every stage, in this order: the summary the probe reads.
-STATISTICS = ("mean", "max", "std")
-
-
 def summarise(stages: list[torch.Tensor]) -> torch.Tensor:
-    """N x (3 * channels of all stages): per stage, each channel's mean, then its maximum, then its spread."""
+    """N x (3 * channels of all stages): per stage, each channel's mean, then its maximum, then its spread (standard
+    deviation) over the image; what the plain-skin check (``segmentation.skin_check``) reads."""
     parts = []
     for stage in stages:
         stage = stage.float()

@@ -209,7 +209,7 @@ def load_weights(path: str | os.PathLike, *, expected_sha256: str | None = None)
         ) from error
     model.eval()
     try:
-        check_forward_pass(model, info.preprocessing)
+        check_forward_pass(model, info.preprocessing, info.quality)
     except MetadataProblem as error:
         raise WeightsError(path, str(error)) from error
     return model, info

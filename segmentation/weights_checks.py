@@ -17,7 +17,7 @@ import re
 import numpy as np
 import torch
 
-from segmentation.network import VARIANTS, NetworkConfig
+from segmentation.network import VARIANTS, NetworkConfig, SummarisedNetwork
 from segmentation.preprocessing import INTERPOLATIONS, Preprocessing, prepare_input
 from segmentation.quality import QualityEstimator
 
@@ -211,12 +211,20 @@ def smoke_image(height: int, width: int) -> np.ndarray:
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
-def check_forward_pass(model: torch.nn.Module, preprocessing: Preprocessing) -> None:
-    """One forward pass on :func:`smoke_image` through the file's own preprocessing; non-finite logits refuse."""
+def check_forward_pass(
+    model: torch.nn.Module, preprocessing: Preprocessing, quality: QualityEstimator | None = None
+) -> None:
+    """One forward pass on :func:`smoke_image` through the file's own preprocessing; non-finite logits refuse, and
+    so does a plain-skin check (``quality.plain_skin``) that does not read as many numbers as the network gives."""
     batch = torch.from_numpy(prepare_input(smoke_image(*preprocessing.input_size), preprocessing))[None]
     if not bool(torch.isfinite(batch).all()):
         raise MetadataProblem("the preprocessing (mean, std) turns an image into non-finite numbers")
     with torch.inference_mode():
-        logits = model(batch)
+        logits, summary = SummarisedNetwork(model)(batch)
     if not bool(torch.isfinite(logits).all()):
         raise MetadataProblem("the model gives NaN or infinite output on a test image (broken weights)")
+    probe = quality.plain_skin if quality is not None else None
+    if probe is not None and len(probe.weights) != summary.shape[1]:
+        raise MetadataProblem(
+            f"quality: the plain-skin check reads {len(probe.weights)} numbers, this network gives {summary.shape[1]}"
+        )

@@ -173,6 +173,10 @@ def test_a_plain_skin_probe_that_does_not_fit_the_network_is_refused(tmp_path: P
     assert PlainSkinProbe.from_dict(probe.to_dict()) == probe
     with pytest.raises(ValueError, match="lacks 'above'"):
         PlainSkinProbe.from_dict({k: v for k, v in probe.to_dict().items() if k != "above"})
+    # a weights file whose check does not fit its network is refused when it is opened, naming the file
+    broken = weights_with(tmp_path, plain_skin=short)
+    with pytest.raises(WeightsError, match=r"copy-0\.safetensors: quality: the plain-skin check reads 10 numbers"):
+        Predictor(broken, "cpu", backend="torch")
 
 
 def test_results_csv_has_the_estimate_and_the_review_flag(segment, tmp_path: Path, monkeypatch) -> None:
