@@ -20,6 +20,7 @@ Writes ``docs/training/skin_check_variants.md`` and ``.json``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -32,12 +33,12 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from segmentation.imageio import atomic_write_bytes, read_image, read_mask  # noqa: E402
+from segmentation.imageio import atomic_write_bytes  # noqa: E402
 from segmentation.inference import Predictor, upsample_probability  # noqa: E402
 from segmentation.metrics import ConfusionCounts, dice  # noqa: E402
 from segmentation.preprocessing import prepare_input  # noqa: E402
 from segmentation.quality import quality_features, transform_feature  # noqa: E402
-from trainer.plain_skin import plain_skin_crop  # noqa: E402
+from trainer.plain_skin import pictures  # noqa: E402
 from trainer.quality import dataset_items, machine  # noqa: E402
 from trainer.skin_check import DICE_BUDGET, fit_probe, training_items  # noqa: E402
 from trainer.splits import read_lesion_ids  # noqa: E402
@@ -86,37 +87,24 @@ def describe(model: torch.nn.Module, preprocessing, images: list[np.ndarray]) ->
     return record
 
 
-def collect(predictor: Predictor, entries: list[tuple[str, str, str, np.ndarray, np.ndarray | None]]) -> dict:
-    """``entries``: (set, id, kind, picture, expert mask or None); adds the Dice of the app's mask where known."""
+def collect(predictor: Predictor, items: list[tuple[str, str, Path, Path]]) -> dict:
+    """Every image of ``items`` and its plain-skin crop (``trainer.quality.pictures``), described 16 at a time; with
+    the Dice of the app's mask where the expert's mask is known."""
     model = predictor.model.eval()
-    chunks = []
-    for start in range(0, len(entries), 16):
-        chunk = entries[start : start + 16]
+    chunks, entries = [], pictures(items)
+    while chunk := list(itertools.islice(entries, 16)):
         record = describe(model, predictor.info.preprocessing, [e[3] for e in chunk])
-        scores = []
+        scores, outlined = [], []
         for entry, p in zip(chunk, record.pop("prob"), strict=True):
             truth = entry[4]
             mask = upsample_probability(p, entry[3].shape[:2]) >= 0.5
             scores.append(np.nan if truth is None else dice(ConfusionCounts.from_masks(mask, truth)))
-            record.setdefault("outlined", []).append(bool(mask.any()))
-        record["dice"] = np.array(scores)
-        record["outlined"] = np.array(record["outlined"])
+            outlined.append(bool(mask.any()))
+        record["dice"], record["outlined"] = np.array(scores), np.array(outlined)
+        for index, key in enumerate(("set", "id", "kind")):
+            record[key] = np.array([e[index] for e in chunk])
         chunks.append(record)
-    data = {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
-    for index, key in enumerate(("set", "id", "kind")):
-        data[key] = np.array([e[index] for e in entries])
-    return data
-
-
-def entries_of(pairs: list[tuple[str, str, Path, Path]]) -> list:
-    out = []
-    for subset, image_id, image_path, mask_path in pairs:
-        image, truth = read_image(image_path), read_mask(mask_path)
-        out.append((subset, image_id, "lesion", image, truth))
-        crop = plain_skin_crop(image, truth)
-        if crop is not None:
-            out.append((subset, image_id, "skin", crop, None))
-    return out
+    return {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
 
 
 VARIANTS = {
@@ -223,8 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     if cached is None:
         pairs = [("train", p.stem, p, m) for p, m in training_items(ham, isic)]
         validation = (isic / "ISIC-2017_Validation_Data", isic / "ISIC-2017_Validation_Part1_GroundTruth")
-        train = collect(predictor, entries_of(pairs))
-        test = collect(predictor, entries_of(dataset_items(ham, validation)))
+        train = collect(predictor, pairs)
+        test = collect(predictor, dataset_items(ham, validation))
         if args.cache is not None:
             flat = {f"train_{k}": v for k, v in train.items()} | {f"test_{k}": v for k, v in test.items()}
             np.savez_compressed(args.cache, weights_sha256=predictor.info.sha256, **flat)

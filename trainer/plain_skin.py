@@ -14,6 +14,7 @@ that trains on these negatives has still not seen any hold-out image.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,19 @@ def plain_skin_crop(image: np.ndarray, truth: np.ndarray, aspect: float = 1.25) 
         if len(ys):
             return image[ys[0] : ys[0] + h, xs[0] : xs[0] + w].copy()
     return None
+
+
+def pictures(
+    items: list[tuple[str, str, Path, Path]],
+) -> Iterator[tuple[str, str, str, np.ndarray, np.ndarray | None]]:
+    """(set, id, kind, picture, expert mask or None): each image ("lesion"), then its plain-skin crop ("skin") when
+    it has one."""
+    for subset, image_id, image_path, mask_path in items:
+        image, truth = read_image(image_path), read_mask(mask_path)
+        yield subset, image_id, "lesion", image, truth
+        crop = plain_skin_crop(image, truth)
+        if crop is not None:
+            yield subset, image_id, "skin", crop, None
 
 
 @dataclass(frozen=True)

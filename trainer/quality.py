@@ -29,14 +29,14 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import rankdata
 
-from segmentation.imageio import atomic_write_bytes, read_image, read_mask
+from segmentation.imageio import atomic_write_bytes
 from segmentation.inference import Predictor, upsample_probability
 from segmentation.lesion import binarise
 from segmentation.metrics import ConfusionCounts, scores
 from segmentation.naming import mask_name
 from segmentation.quality import FEATURE_DESCRIPTIONS, QualityEstimator, quality_features, transform_feature
 from segmentation.weights import read_model_info, rewrite_metadata
-from trainer.plain_skin import CROP_MARGIN, CROP_MIN_HEIGHT, plain_skin_crop
+from trainer.plain_skin import CROP_MARGIN, CROP_MIN_HEIGHT, pictures
 from trainer.skin_check import collect_training, fit_probe, no_lesion_outcome, training_items
 from trainer.splits import HAM10000_HOLDOUT, HoldoutSplit, read_lesion_ids
 
@@ -86,12 +86,8 @@ def collect(predictor: Predictor, items: list[tuple[str, str, Path, Path]], batc
                 records[key].append(value)
         pending.clear()
 
-    for subset, image_id, image_path, mask_path in items:
-        image, truth = read_image(image_path), read_mask(mask_path)
-        pending.append((subset, image_id, "lesion", image, truth))
-        crop = plain_skin_crop(image, truth)
-        if crop is not None:
-            pending.append((subset, image_id, "skin", crop, None))
+    for entry in pictures(items):
+        pending.append(entry)
         if len(pending) >= batch:
             flush()
     if pending:

@@ -14,16 +14,16 @@ difference between the fold probes and the one fitted on everything.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 
-from segmentation.imageio import read_image, read_mask
 from segmentation.inference import Predictor
 from segmentation.quality import QualityEstimator
 from segmentation.skin_check import PlainSkinProbe
 from trainer.data import find_samples
-from trainer.plain_skin import plain_skin_crop
+from trainer.plain_skin import pictures
 from trainer.splits import held_out_image_ids
 
 TRAINING_LESIONS = {"ham": 1200, "isic": 700}
@@ -49,23 +49,11 @@ def training_items(ham: Path, isic: Path, counts: dict[str, int] = TRAINING_LESI
 
 def collect_training(predictor: Predictor, pairs: list[tuple[Path, Path]], batch: int = 16) -> dict[str, np.ndarray]:
     """The stage summaries of each training image (a lesion) and of its plain-skin crop (``kind`` skin)."""
-    summaries, kinds, pending = [], [], []
-
-    def flush() -> None:
-        summaries.append(predictor.model_outputs([picture for _kind, picture in pending])[1])
-        kinds.extend(kind for kind, _picture in pending)
-        pending.clear()
-
-    for image_path, mask_path in pairs:
-        image = read_image(image_path)
-        pending.append(("lesion", image))
-        crop = plain_skin_crop(image, read_mask(mask_path))
-        if crop is not None:
-            pending.append(("skin", crop))
-        if len(pending) >= batch:
-            flush()
-    if pending:
-        flush()
+    summaries, kinds = [], []
+    entries = pictures([("train", image.stem, image, mask) for image, mask in pairs])
+    while chunk := list(itertools.islice(entries, batch)):
+        summaries.append(predictor.model_outputs([picture for _s, _i, _k, picture, _m in chunk])[1])
+        kinds.extend(kind for _s, _i, kind, _p, _m in chunk)
     return {"summary": np.concatenate(summaries).astype(np.float32), "kind": np.array(kinds)}
 
 
