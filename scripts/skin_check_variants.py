@@ -1,9 +1,10 @@
 """Which features should the plain-skin check read? The comparison behind ``segmentation/skin_check.py``.
 
 Each variant is fitted and scored exactly as the shipped check is (``trainer/skin_check.py``): ridge logistic
-regression on the same 1,900 training images and their plain-skin crops plus the HAM10000 hold-out, its operating
-point chosen out of fold on the hold-out (5 folds by ``lesion_id``, real lesions emptied costing at most 0.0015 of
-their mean Dice), then scored on the hold-out out of fold and on ISIC 2017 validation (images and crops that neither
+regression on training images (``--ham-images``, ``--isic-images``; the page in ``docs/training`` was made with 1,200
+and 700) and their plain-skin crops plus the HAM10000 hold-out, its operating point chosen out of fold on the
+hold-out (5 folds by ``lesion_id``, real lesions emptied costing at most 0.0015 of their mean Dice), then scored on
+the hold-out out of fold and on ISIC 2017 validation (images and crops that neither
 the network nor the probe saw). Only what the probe reads changes:
 
 - ``two stages, mean and max``: the bridge and the last decoder stage (the 2026-12-03 probe's 288 numbers);
@@ -12,7 +13,7 @@ the network nor the probe saw). Only what the probe reads changes:
 - ``seven stages, inside minus outside``: each stage's channel means inside the mask minus outside it;
 - ``seven stages, mean and max`` and ``seven stages, mean, max and spread`` (the shipped summary).
 
-    .venv/bin/python scripts/skin_check_variants.py [--shared ../shared/datasets] [--cache runs/variants.npz]
+    .venv/bin/python scripts/skin_check_variants.py [--ham-images N --isic-images N] [--cache runs/variants.npz]
 
 Writes ``docs/training/skin_check_variants.md`` and ``.json``.
 """
@@ -40,7 +41,7 @@ from segmentation.preprocessing import prepare_input  # noqa: E402
 from segmentation.quality import quality_features, transform_feature  # noqa: E402
 from trainer.plain_skin import pictures  # noqa: E402
 from trainer.quality import dataset_items, machine  # noqa: E402
-from trainer.skin_check import DICE_BUDGET, fit_probe, training_items  # noqa: E402
+from trainer.skin_check import DICE_BUDGET, TRAINING_LESIONS, fit_probe, training_items  # noqa: E402
 from trainer.splits import read_lesion_ids  # noqa: E402
 
 OUTPUT_FEATURES = (
@@ -192,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, default=REPO / "resources/models/lesionlens.safetensors")
     parser.add_argument("--cache", type=Path, help="keep the network's outputs here (reused for the same tensors)")
     parser.add_argument("--out", type=Path, default=REPO / "docs/training/skin_check_variants")
+    parser.add_argument("--ham-images", type=int, default=TRAINING_LESIONS["ham"], help="HAM10000 training images")
+    parser.add_argument("--isic-images", type=int, default=TRAINING_LESIONS["isic"], help="ISIC 2017 training images")
     args = parser.parse_args(argv)
     started = time.time()
     predictor = Predictor(args.weights, "cpu", backend="torch")
@@ -209,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         if str(cached.get("weights_sha256", "")) != predictor.info.sha256:
             cached = None
     if cached is None:
-        pairs = [("train", p.stem, p, m) for p, m in training_items(ham, isic)]
+        counts = {"ham": args.ham_images, "isic": args.isic_images}
+        pairs = [("train", p.stem, p, m) for p, m in training_items(ham, isic, counts)]
         validation = (isic / "ISIC-2017_Validation_Data", isic / "ISIC-2017_Validation_Part1_GroundTruth")
         train = collect(predictor, pairs)
         test = collect(predictor, dataset_items(ham, validation))
