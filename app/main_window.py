@@ -283,7 +283,9 @@ class MainWindow(QMainWindow):
         self.autosave.save_now()
         if self._batch_mask is not None and self._batch_mask[0] != path:
             self._batch_mask = None  # the clinician moved on before the batch's image opened
-        self._opening = path
+        superseded, self._opening = self._opening, path
+        if superseded != path:
+            self._requeue_unestimated(superseded)  # left before it even opened
         self.folder_panel.select(path)
         self.loader.start(load_image_task, path)
 
@@ -292,7 +294,9 @@ class MainWindow(QMainWindow):
         self._opening = self._failed = None
         self.message_banner.hide()
         self.flags_banner.hide()
+        previous = self.document.path
         self.document.open_image(path, image)
+        self._requeue_unestimated(previous)
         self.document.set_threshold(self.settings.threshold)  # the next image starts from the remembered one
         with self.folder_states.restoring():  # restoring is not a new edit: an exported image stays exported
             restored = self.autosave.restore()
@@ -419,7 +423,8 @@ class MainWindow(QMainWindow):
     def _segmented(self, result: object) -> None:
         path, segmentation = result  # type: ignore[misc]
         if path != self.document.path or self.document.image is None:
-            return  # the user moved on
+            self.folder_states.estimated(path, segmentation.quality())  # the user moved on: the list keeps it
+            return
         self.document.set_segmentation(segmentation)  # the folder list follows (app.folder_states)
         self._update_actions()
         self.segmented.emit(path)
@@ -441,6 +446,13 @@ class MainWindow(QMainWindow):
             if self.folder_states.needs_estimate(path):  # never the clinician's edits
                 self.folder_segmenter.start(folder_quality_task, self.predictor, path, self.document.threshold)
                 return
+
+    def _requeue_unestimated(self, path: Path | None) -> None:
+        """An image the clinician left before it opened or before its segmentation came back goes first in the
+        background queue (it was left out of it as the shown image), so the list still fills with its estimate."""
+        if path is not None and path in self.folder_states.paths() and self.folder_states.needs_estimate(path):
+            self._folder_queue = [path, *(p for p in self._folder_queue if p != path)]
+            self._segment_next_in_folder()
 
     def _folder_image_done(self, result: object) -> None:
         path, quality = result  # type: ignore[misc]

@@ -55,6 +55,18 @@ def test_an_opened_folder_fills_with_estimates_in_the_background(make_window, sa
     assert "3 need review" in panel.summary.text()
 
 
+def test_moving_on_before_the_first_image_is_segmented_still_fills_the_list(make_window, sample_folder, qtbot):
+    """The clinician opens a folder and at once steps to another image: the first image's result, or its place in
+    the background queue, is not lost, so every row still gets its estimate."""
+    window = make_window(bundled_weights_path())
+    panel = window.folder_panel
+    window.open_paths([sample_folder])
+    window.open_image(sample_folder / SAMPLES[2])  # before the first one's segmentation came back
+    qtbot.waitUntil(lambda: all(panel.flags(p) is not None for p in panel.paths()), timeout=WAIT_MS)
+    assert "estimated Dice 0." in panel.item_text(sample_folder / SAMPLES[0])
+    assert panel.state(sample_folder / SAMPLES[0]) == "AI mask"
+
+
 def test_review_first_orders_by_the_estimate_and_the_keyboard_follows(make_window, sample_folder, qtbot):
     window = make_window(bundled_weights_path())
     panel = window.folder_panel
