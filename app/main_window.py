@@ -423,8 +423,7 @@ class MainWindow(QMainWindow):
     def _segmented(self, result: object) -> None:
         path, segmentation = result  # type: ignore[misc]
         if path != self.document.path or self.document.image is None:
-            self.folder_states.estimated(path, segmentation.quality())  # the user moved on: the list keeps it
-            return
+            return  # the user moved on (its image is put back in the folder's queue: _requeue_unestimated)
         self.document.set_segmentation(segmentation)  # the folder list follows (app.folder_states)
         self._update_actions()
         self.segmented.emit(path)

@@ -38,6 +38,7 @@ from segmentation.quality import quality_features  # noqa: E402
 from trainer.data import find_samples  # noqa: E402
 from trainer.plain_skin import plain_skin_crop, write_plain_skin_folder  # noqa: E402
 from trainer.quality import dataset_items, machine  # noqa: E402
+from trainer.skin_check import fit_logistic  # noqa: E402
 from trainer.splits import held_out_image_ids  # noqa: E402
 
 PROBE_THRESHOLDS = (-1.0, 0.0, 1.0, 2.0, 3.0)
@@ -133,21 +134,6 @@ def held_out_set(network: FeatureNetwork, shared: Path) -> dict[str, np.ndarray]
             for key, value in zip(records, values, strict=True):
                 records[key].append(value)
     return {k: np.array(v) for k, v in records.items()}
-
-
-def fit_logistic(x: np.ndarray, y: np.ndarray, ridge: float = RIDGE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ridge logistic regression by Newton steps on standardised features: (mean, scale, weights with intercept)."""
-    mean, scale = x.mean(0), x.std(0) + 1e-6
-    z = np.c_[np.ones(len(x)), (x - mean) / scale]
-    w = np.zeros(z.shape[1])
-    penalty = ridge * np.eye(len(w))
-    penalty[0, 0] = 0.0
-    for _ in range(50):
-        p = 1.0 / (1.0 + np.exp(-z @ w))
-        gradient = z.T @ (p - y) + penalty @ w
-        hessian = (z * (p * (1 - p))[:, None]).T @ z + penalty
-        w -= np.linalg.solve(hessian, gradient)
-    return mean, scale, w
 
 
 def outcomes(test: dict, logit: np.ndarray, t: float, u: float) -> dict[str, dict]:
@@ -248,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     predictor = Predictor(args.weights, "cpu", backend="torch")
     network = FeatureNetwork(predictor)
     x, y, training = training_set(network, args.shared, args.lesions, args.crops, args.seed)
-    mean, scale, w = fit_logistic(x, y)
+    mean, scale, w = fit_logistic(x, y, RIDGE)
     test = held_out_set(network, args.shared)
     logit = np.c_[np.ones(len(test["features"])), (test["features"] - mean) / scale] @ w
     report = {

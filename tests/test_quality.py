@@ -212,7 +212,7 @@ def test_refit_writes_the_estimator_into_the_metadata_and_reuses_its_cache(
     assert before.quality is None
     items = [("ham", p.stem, p, m) for p, m in validation[:6]] + [("isic", p.stem, p, m) for p, m in validation[6:]]
     cache = tmp_path / "cache.npz"
-    training = validation[:4]  # the plain-skin check's training images (the real ones: ~1,900 of them)
+    training = validation[:4]  # the plain-skin check's training images (the real ones: 6,000 of them)
     estimator = fitting.refit(weights, cache=cache, report=False, items=items, training=training)
     after = read_model_info(weights)
     assert after.quality == estimator and after.sha256 == before.sha256

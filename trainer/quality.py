@@ -22,6 +22,7 @@ import itertools
 import json
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,7 +96,9 @@ def collect(predictor: Predictor, items: list[tuple[str, str, Path, Path]], batc
     return {key: np.array(values) for key, values in records.items()}
 
 
-def load_or_collect(predictor: Predictor, items: list, cache: Path | None, collector=None) -> dict[str, np.ndarray]:
+def load_or_collect(
+    predictor: Predictor, items: list, cache: Path | None, collector: Callable[..., dict] | None = None
+) -> dict[str, np.ndarray]:
     """The collected records (``collector``, default :func:`collect`), from ``cache`` when it was made for these
     very tensors by this version of the collection (it holds the stage summaries)."""
     if cache is not None and cache.exists():

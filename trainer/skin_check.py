@@ -8,7 +8,7 @@ logistic regression on the summaries of the network's stages (``segmentation.net
 
 The operating point is chosen out of fold on the hold-out (5 folds by lesion: each fold's images are scored by a
 probe fitted without them): the lowest logit above which the hold-out's real lesion images that would be emptied
-cost at most ``DICE_BUDGET`` of their mean Dice. The quality issue allows 0.002; half of it leaves room for the
+cost at most ``DICE_BUDGET`` of their mean Dice. The quality issue allows 0.002; the margin leaves room for the
 difference between the fold probes and the one fitted on everything.
 """
 

@@ -67,6 +67,33 @@ def test_moving_on_before_the_first_image_is_segmented_still_fills_the_list(make
     assert panel.state(sample_folder / SAMPLES[0]) == "AI mask"
 
 
+def test_moving_on_while_the_shown_image_is_segmented_still_fills_the_list(
+    make_window, sample_folder, qtbot, monkeypatch
+):
+    """The first image opened, but the clinician steps on while its segmentation is still running (that result is
+    then dropped): the image goes back to the background queue and its row still gets an estimate."""
+    import time
+
+    import app.main_window as main_window
+    from app.workers import segment_task
+
+    first = sample_folder / SAMPLES[0]
+
+    def slow_for_the_first(context, predictor, path, image):
+        if path == first:
+            time.sleep(1.0)  # still running when the clinician moves on
+        return segment_task(context, predictor, path, image)
+
+    monkeypatch.setattr(main_window, "segment_task", slow_for_the_first)
+    window = make_window(bundled_weights_path())
+    panel = window.folder_panel
+    window.open_paths([sample_folder])
+    qtbot.waitUntil(lambda: window.document.path == first, timeout=WAIT_MS)  # opened, being segmented
+    window.open_image(sample_folder / SAMPLES[2])
+    qtbot.waitUntil(lambda: all(panel.flags(p) is not None for p in panel.paths()), timeout=WAIT_MS)
+    assert "estimated Dice 0." in panel.item_text(first)
+
+
 def test_review_first_orders_by_the_estimate_and_the_keyboard_follows(make_window, sample_folder, qtbot):
     window = make_window(bundled_weights_path())
     panel = window.folder_panel
